@@ -1,0 +1,1 @@
+"""The course's grading harness: release the assignment, grade submissions, report."""
