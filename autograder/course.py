@@ -1,0 +1,49 @@
+"""Where the course's files are, and how to run nbgrader on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ASSIGNMENT = "05_autograd"
+NOTEBOOK = "05_autograd.ipynb"
+
+
+def default_root() -> Path:
+    """The course root: $AUTOGRADER_COURSE_ROOT, else the checkout this package lives in."""
+    configured = os.environ.get("AUTOGRADER_COURSE_ROOT")
+    return Path(configured).resolve() if configured else Path(__file__).resolve().parents[1]
+
+
+def source_notebook(root: Path) -> Path:
+    return root / "source" / ASSIGNMENT / NOTEBOOK
+
+
+def release_notebook(root: Path) -> Path:
+    return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def nbgrader(*args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in ``root``, with this interpreter's environment.
+
+    nbgrader starts its own helpers (``alembic`` for the gradebook's schema), so
+    the interpreter's bin folder goes first on PATH even when the caller did
+    not activate the virtual environment.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"nbgrader {' '.join(args)} failed with exit code {result.returncode}:\n"
+            + result.stderr[-4000:]
+        )
+    return result

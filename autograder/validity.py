@@ -1,0 +1,89 @@
+"""The validity corpus: does every test grade right?
+
+The corpus holds the blank release (must score 0), the instructor's solution
+(must score 100%), and the variants of a corpus file: realistic wrong
+implementations that must lose exactly the tests naming their mistake, and
+correct ones in other styles that must score 100%.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .corpus import (
+    CellScore,
+    Variant,
+    autograde_with_nbgrader,
+    format_matrix,
+    instructor_bodies,
+    load_variants,
+    lost_tests,
+    submission_notebook,
+    variant_notebook,
+)
+from .course import release_notebook, source_notebook
+
+
+@dataclass
+class CorpusReport:
+    scores: dict[str, dict[str, CellScore]]
+    expected_lost: dict[str, frozenset[str]]
+
+    def differences(self) -> dict[str, str]:
+        """Per submission whose grades differ from the expectation, what differs."""
+        found = {}
+        for name, expected in self.expected_lost.items():
+            row = self.scores.get(name) or {}
+            if not row:
+                found[name] = "was not graded"
+                continue
+            lost = lost_tests(row)
+            parts = []
+            if lost - expected:
+                parts.append("lost unexpectedly: " + ", ".join(sorted(lost - expected)))
+            if expected - lost:
+                parts.append("kept unexpectedly: " + ", ".join(sorted(expected - lost)))
+            if parts:
+                found[name] = "; ".join(parts)
+        return found
+
+    @property
+    def all_as_expected(self) -> bool:
+        return not self.differences()
+
+    def text(self) -> str:
+        lines = [format_matrix(self.scores), ""]
+        differences = self.differences()
+        for name in self.expected_lost:
+            lines.append(f"{'ok  ' if name not in differences else 'DIFF'} {name}"
+                         + (f": {differences[name]}" if name in differences else ""))
+        return "\n".join(lines)
+
+
+def corpus_notebooks(root: Path, variants: list[Variant]):
+    """Every corpus submission as a notebook, with the tests each must lose."""
+    source_nb = nbformat.read(source_notebook(root), as_version=4)
+    release_nb = nbformat.read(release_notebook(root), as_version=4)
+    all_tests = frozenset(
+        cell.metadata["nbgrader"]["grade_id"]
+        for cell in source_nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+    )
+    notebooks = {
+        "blank": release_nb,
+        "instructor": submission_notebook(release_nb, instructor_bodies(source_nb)),
+    }
+    expected = {"blank": all_tests, "instructor": frozenset()}
+    for variant in variants:
+        notebooks[variant.name] = variant_notebook(variant, root=root)
+        expected[variant.name] = frozenset(variant.loses)
+    return notebooks, expected
+
+
+def grade_corpus(root: Path, corpus_file: Path) -> CorpusReport:
+    notebooks, expected = corpus_notebooks(root, load_variants(corpus_file))
+    scores, _ = autograde_with_nbgrader(notebooks, root=root)
+    return CorpusReport(scores, expected)

@@ -1,0 +1,37 @@
+"""nbgrader configuration of the course (read by every nbgrader command run in this folder)."""
+
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.course_id = "tinytorch-05-autograd"
+c.CourseDirectory.root = COURSE_ROOT
+# nbgrader's standard folders, spelled out so that nobody has to guess them.
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
+
+# Per cell. The slowest cell of the instructor notebook takes under 2 s; a
+# backward that follows every path separately never finishes the 50-doubling
+# test and is interrupted here.
+c.Execute.timeout = 15
+
+# A warning on stderr (numpy's RuntimeWarning, a DeprecationWarning) must not
+# zero a correct cell: nbgrader scores any stderr output as an error.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\w*Warning:"
+
+# A submission that deleted a grade cell gets it back (and fails it) instead
+# of leaving it for manual grading forever.
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback must never show hidden test code.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
