@@ -1,46 +1,129 @@
-"""A thin command line over the library functions of ``autograder``."""
+"""A thin command line over the library functions of ``autograder``.
+
+    python -m autograder release              generate release/ from source/ and check the assignment
+    python -m autograder grade NOTEBOOK       grade one submission in the sandbox
+    python -m autograder grade-class          grade every notebook under submitted/, into gradebook.db
+    python -m autograder demo                 grade a demo class made from the validity corpus
+    python -m autograder corpus               the validity corpus under nbgrader autograde, as a matrix
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .course import default_root
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=None, help="course root (default: this checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="show the reference engine on f(x, y) = (x + y) * (x - y)")
+
     release = sub.add_parser("release", help="generate release/ from source/ and check the assignment")
     release.add_argument("--no-execute", action="store_true", help="skip the checks that execute notebooks")
-    corpus = sub.add_parser("corpus", help="grade the validity corpus and print the submission x test matrix")
+
+    grade = sub.add_parser("grade", help="grade one submission in the sandbox")
+    grade.add_argument("submission", type=Path)
+    grade.add_argument("--student", help="student id (default: the file name)")
+    grade.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
+    grade.add_argument("--out", type=Path, help="write the result here instead of to standard output")
+    grade.add_argument("--feedback", type=Path, help="also write feedback.md and feedback.html into this folder")
+    grade.add_argument("--record", action="store_true", help="also store the scores in gradebook.db")
+    _common_grading_options(grade)
+
+    grade_class = sub.add_parser("grade-class", help="grade every submission under submitted/")
+    grade_class.add_argument("--csv", type=Path, help="also write the class's scores as CSV here")
+    _common_grading_options(grade_class)
+
+    demo = sub.add_parser("demo", help="grade a demo class made from the validity corpus")
+    demo.add_argument("--workdir", type=Path, help="where to build the demo course (default: a temporary folder)")
+    _common_grading_options(demo)
+
+    corpus = sub.add_parser("corpus", help="grade the validity corpus with nbgrader autograde; print the matrix")
     corpus.add_argument("--corpus-file", type=Path, default=None, help="default: corpus/validity.py")
     return parser
+
+
+def _common_grading_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, help="base seed of the random inputs (default: fresh each run)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade even where no sandbox is available (student code then runs unisolated)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = (args.root or default_root()).resolve()
-    if args.command == "demo":
-        from .demo import engine_demo
+    from .grader import SandboxUnavailable
 
-        print(engine_demo())
-        return 0
-    if args.command == "release":
-        from .release import release
+    try:
+        return COMMANDS[args.command](args, root)
+    except SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
 
-        results = release(root, execute=not args.no_execute)
-        for result in results:
-            print(("ok    " if result.passed else "FAIL  ") + result.name)
-            for problem in result.problems:
-                print("      - " + problem)
-        return 0 if all(result.passed for result in results) else 1
-    if args.command == "corpus":
-        from .validity import grade_corpus
 
-        report = grade_corpus(root, args.corpus_file or root / "corpus" / "validity.py")
-        print(report.text())
-        return 0 if report.all_as_expected else 1
-    return 2
+def _release(args, root: Path) -> int:
+    from .release import release
+
+    results = release(root, execute=not args.no_execute)
+    for result in results:
+        print(("ok    " if result.passed else "FAIL  ") + result.name)
+        for problem in result.problems:
+            print("      - " + problem)
+    return 0 if all(result.passed for result in results) else 1
+
+
+def _grade(args, root: Path) -> int:
+    from .formats import render
+    from .grader import grade_submission
+
+    result = grade_submission(args.submission, root=root, student=args.student, base_seed=args.seed,
+                              allow_unsandboxed=args.unsafe_no_sandbox)
+    text = render(result, args.format)
+    if args.out:
+        args.out.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+    else:
+        print(text)
+    if args.feedback:
+        from .assignment import load_assignment
+        from .course import source_notebook
+        from .feedback import write_feedback
+
+        write_feedback(result, load_assignment(source_notebook(root)), args.feedback)
+    if args.record:
+        from .gradebook import record
+
+        record(result, root=root)
+    return 0  # graded, whatever the score: only a failure of the grader itself is an error
+
+
+def _grade_class(args, root: Path) -> int:
+    from .classroom import grade_class
+
+    report = grade_class(root, base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
+    print()
+    print(report.table())
+    if args.csv:
+        args.csv.write_text(report.csv(), encoding="utf-8")
+    return 0
+
+
+def _demo(args, root: Path) -> int:
+    from .demo import run_demo
+
+    print(run_demo(root, workdir=args.workdir, base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox))
+    return 0
+
+
+def _corpus(args, root: Path) -> int:
+    from .validity import grade_corpus
+
+    report = grade_corpus(root, args.corpus_file or root / "corpus" / "validity.py")
+    print(report.text())
+    return 0 if report.all_as_expected else 1
+
+
+COMMANDS = {"release": _release, "grade": _grade, "grade-class": _grade_class, "demo": _demo, "corpus": _corpus}

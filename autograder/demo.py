@@ -1,6 +1,17 @@
-"""Short demonstrations that exercise the project end to end."""
+"""The main job's demonstration: grade a small class made from the validity corpus."""
 
 from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .classroom import grade_class
+from .corpus import load_variants
+from .course import ASSIGNMENT, NOTEBOOK
+from .validity import corpus_notebooks
 
 
 def engine_demo() -> str:
@@ -23,3 +34,41 @@ def engine_demo() -> str:
             f"  df/dy = (x - y) - (x + y) = {y.grad.item():g}",
         ]
     )
+
+
+def build_demo_course(root: Path, workdir: Path) -> list[str]:
+    """A copy of the course whose submitted/ holds the corpus plus two broken files; the student ids."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "nbgrader_config.py", workdir / "nbgrader_config.py")
+    for folder in ("source", "release"):
+        shutil.copytree(root / folder, workdir / folder, dirs_exist_ok=True)
+    notebooks, _ = corpus_notebooks(root, load_variants(root / "corpus" / "validity.py"))
+    for student, notebook in notebooks.items():
+        folder = workdir / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+    broken = workdir / "submitted" / "truncated_upload" / ASSIGNMENT
+    broken.mkdir(parents=True, exist_ok=True)
+    text = (workdir / "release" / ASSIGNMENT / NOTEBOOK).read_text(encoding="utf-8")
+    (broken / NOTEBOOK).write_text(text[: len(text) // 2], encoding="utf-8")
+    (workdir / "submitted" / "forgot_to_submit" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
+    return sorted(p.name for p in (workdir / "submitted").iterdir())
+
+
+def run_demo(root: Path, *, workdir: Path | None = None, base_seed: int | None = None,
+             allow_unsandboxed: bool = False) -> str:
+    temporary = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="demo-class-")) if temporary else workdir
+    try:
+        students = build_demo_course(root, workdir)
+        print(f"Demo class: {len(students)} submissions in {workdir / 'submitted'}\n", flush=True)
+        report = grade_class(workdir, base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
+        lines = ["", engine_demo(), "", report.table(), ""]
+        if temporary:
+            lines.append("(the demo course was temporary; pass --workdir DIR to keep its gradebook and feedback)")
+        else:
+            lines.append(f"gradebook: {workdir / 'gradebook.db'}   feedback: {workdir / 'feedback'}")
+        return "\n".join(lines)
+    finally:
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)

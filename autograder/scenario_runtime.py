@@ -118,7 +118,8 @@ def run_scenario(scenario, tt: EngineNamespace, seed: int) -> dict:
 
 def _describe_error(error: BaseException) -> str:
     """The exception type and message, and the innermost line of the engine that raised it."""
-    message = f"{type(error).__name__}: {error}"
+    text = str(error)
+    message = f"{type(error).__name__}: {text}" if text else type(error).__name__
     if isinstance(error, RecursionError):
         return message
     frames = traceback.extract_tb(error.__traceback__)

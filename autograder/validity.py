@@ -21,6 +21,7 @@ from .corpus import (
     instructor_bodies,
     load_variants,
     lost_tests,
+    ran_to_end,
     submission_notebook,
     variant_notebook,
 )
@@ -31,6 +32,7 @@ from .course import release_notebook, source_notebook
 class CorpusReport:
     scores: dict[str, dict[str, CellScore]]
     expected_lost: dict[str, frozenset[str]]
+    ran_to_end: dict[str, bool]
 
     def differences(self) -> dict[str, str]:
         """Per submission whose grades differ from the expectation, what differs."""
@@ -85,5 +87,5 @@ def corpus_notebooks(root: Path, variants: list[Variant]):
 
 def grade_corpus(root: Path, corpus_file: Path) -> CorpusReport:
     notebooks, expected = corpus_notebooks(root, load_variants(corpus_file))
-    scores, _ = autograde_with_nbgrader(notebooks, root=root)
-    return CorpusReport(scores, expected)
+    scores, autograded = autograde_with_nbgrader(notebooks, root=root)
+    return CorpusReport(scores, expected, {name: ran_to_end(nb) for name, nb in autograded.items()})

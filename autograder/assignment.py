@@ -1,0 +1,103 @@
+"""The assignment as the grader sees it, read from the instructor notebook.
+
+Everything the trusted grader needs comes from ``source/``, never from a
+submission: the code cells that build the engine (given cells from the
+instructor, solution cells later swapped for the student's), and the tests
+with their points and scenarios.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .notebook_regions import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION, regions
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: str  # the scenario function's definition, runnable on its own with `np` in scope
+    summary: str  # its docstring: what a student reads when it fails
+
+
+@dataclass(frozen=True)
+class TestCell:
+    grade_id: str
+    points: float
+    hidden: bool
+    title: str  # the cell's first comment line, or its grade_id
+    scenarios: tuple[Scenario, ...]
+
+
+@dataclass(frozen=True)
+class EngineCell:
+    cell_id: str  # grade_id, or the notebook cell id for cells nbgrader does not track
+    source: str
+    is_solution: bool
+
+
+@dataclass(frozen=True)
+class Assignment:
+    engine_cells: tuple[EngineCell, ...]
+    tests: tuple[TestCell, ...]
+
+    @property
+    def solution_ids(self) -> tuple[str, ...]:
+        return tuple(cell.cell_id for cell in self.engine_cells if cell.is_solution)
+
+    @property
+    def max_score(self) -> float:
+        return sum(test.points for test in self.tests)
+
+    def secret_lines(self) -> set[str]:
+        """Lines of hidden tests and solutions: text that must never reach a student's feedback."""
+        lines = set()
+        for test in self.tests:
+            if test.hidden:
+                lines |= {line.strip() for s in test.scenarios for line in s.source.splitlines()}
+        for cell in self.engine_cells:
+            if cell.is_solution:
+                lines |= {
+                    line.strip()
+                    for region in regions(cell.source, BEGIN_SOLUTION, END_SOLUTION)
+                    for line in region.body.splitlines()
+                }
+        return {line for line in lines if len(line) >= 8}
+
+
+def load_assignment(source_path: Path) -> Assignment:
+    notebook = nbformat.read(source_path, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    graded = [i for i, cell in enumerate(code_cells) if _meta(cell).get("grade")]
+    last_test = graded[-1] if graded else -1
+    engine, tests = [], []
+    for index, cell in enumerate(code_cells):
+        meta = _meta(cell)
+        if meta.get("grade"):
+            tests.append(_test_cell(cell, meta))
+        elif index < last_test:
+            # Cells after the last test only illustrate (measurements, demos):
+            # they cost time and decide nothing, so the grader skips them.
+            engine.append(EngineCell(meta.get("grade_id") or cell.get("id", f"cell{index}"),
+                                     cell.source, bool(meta.get("solution"))))
+    return Assignment(tuple(engine), tuple(tests))
+
+
+def _meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def _test_cell(cell, meta: dict) -> TestCell:
+    tree = ast.parse(cell.source)
+    scenarios = tuple(
+        Scenario(node.name, ast.get_source_segment(cell.source, node), ast.get_docstring(node) or node.name)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("scenario_")
+    )
+    first = cell.source.lstrip().splitlines()[0] if cell.source.strip() else ""
+    title = first.lstrip("# ").strip() if first.startswith("#") else meta["grade_id"]
+    return TestCell(meta["grade_id"], float(meta["points"]), BEGIN_HIDDEN in cell.source, title, scenarios)

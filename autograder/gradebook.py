@@ -1,0 +1,65 @@
+"""Writing grades into nbgrader's gradebook, through nbgrader's own API.
+
+So that ``nbgrader export``, formgrader and feedback see the trusted grader's
+scores exactly as if ``nbgrader autograde`` had produced them.  Only the
+autograded test cells are written: cells that need manual grading keep their
+state, and grading the same student again replaces the scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .course import ASSIGNMENT, NOTEBOOK
+from .grader import GradeResult
+
+NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
+
+
+def gradebook_url(root: Path) -> str:
+    return "sqlite:///" + str(root / "gradebook.db")
+
+
+def assignment_in_gradebook(root: Path) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if not (root / "gradebook.db").exists():
+        return False
+    with Gradebook(gradebook_url(root)) as gradebook:
+        try:
+            gradebook.find_notebook(NOTEBOOK_NAME, ASSIGNMENT)
+        except MissingEntry:
+            return False
+    return True
+
+
+def ensure_assignment(root: Path) -> None:
+    """Create the assignment and its cells in gradebook.db from source/ if they are not there yet."""
+    if not assignment_in_gradebook(root):
+        from .release import generate_release
+
+        generate_release(root)
+
+
+def record(result: GradeResult, *, root: Path) -> None:
+    """Store ``result``'s test scores as the student's autograded scores for the assignment."""
+    from nbgrader.api import Gradebook
+
+    ensure_assignment(root)
+    with Gradebook(gradebook_url(root)) as gradebook:
+        gradebook.update_or_create_student(result.student)
+        gradebook.update_or_create_submission(ASSIGNMENT, result.student)
+        for test in result.tests:
+            grade = gradebook.find_grade(test.name, NOTEBOOK_NAME, ASSIGNMENT, result.student)
+            grade.auto_score = test.score
+            grade.needs_manual_grade = False
+        gradebook.db.commit()
+
+
+def scores_in_gradebook(student: str, *, root: Path) -> dict[str, tuple[float | None, bool]]:
+    """grade_id -> (score, needs_manual_grade) for one student, as nbgrader reports it."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(gradebook_url(root)) as gradebook:
+        submitted = gradebook.find_submission_notebook(NOTEBOOK_NAME, ASSIGNMENT, student)
+        return {grade.name: (grade.score, grade.needs_manual_grade) for grade in submitted.grades}

@@ -1,0 +1,278 @@
+"""Grading one submission: the student's engine runs in a sandbox, the score is decided here.
+
+The pipeline:
+
+    read the submission (submission.py) -> build the job: the instructor's given
+    cells, the student's solution cells, every test's scenarios with fresh seeds
+    -> run child_runner.py in the sandbox (sandbox.py) -> parse its report lines
+    -> run the same scenarios on the reference engine here -> compare
+    (scenarios.py) -> a GradeResult with one TestResult per test cell.
+
+What crosses from the child is JSON lines that are parsed and checked here;
+nothing the child does can change a score except computing the right
+observations for inputs it could not know in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import sandbox
+from .assignment import Assignment, Scenario, TestCell, load_assignment
+from .scenario_runtime import run_scenario
+from .scenarios import compare_results, reference_namespace, scenario_seed
+from .submission import blank_solution, read_submission
+
+HERE = Path(__file__).resolve().parent
+CHILD_FILES = ("child_runner.py", "scenario_runtime.py")
+
+# One budget for the whole submission, and smaller limits inside it: a loop
+# that ignores the per-cell alarm costs the budget once, not once per cell.
+DEFAULT_LIMITS = sandbox.Limits(wall_seconds=60.0, cpu_seconds=60, memory_bytes=2 * 1024**3,
+                                max_processes=16, output_bytes=4 * 1024**2)
+CELL_SECONDS = 10.0
+SCENARIO_SECONDS = 10.0
+MAX_REPORT_LINE = 1_000_000
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolation here, and the caller did not accept grading without it."""
+
+
+@dataclass
+class ScenarioOutcome:
+    name: str
+    summary: str
+    passed: bool
+    problems: list[str]
+
+
+@dataclass
+class TestResult:
+    name: str
+    title: str
+    score: float
+    max_score: float
+    status: str  # "passed" or "failed"
+    output: str
+    hidden: bool
+    visibility: str
+    scenarios: list[ScenarioOutcome] = field(default_factory=list)
+
+
+@dataclass
+class GradeResult:
+    student: str
+    submission: str
+    status: str  # graded, timeout, crashed, missing, invalid_notebook, wrong_assignment
+    message: str
+    score: float
+    max_score: float
+    seed: int
+    isolation: str
+    execution_time: float
+    tests: list[TestResult]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """What the sandboxed child said, after parsing: never trusted beyond its shape."""
+
+    cell_errors: dict[str, str]
+    scenario_results: dict[tuple[str, str], dict]
+    finished: bool
+
+
+def grade_submission(
+    path: Path,
+    *,
+    root: Path,
+    student: str | None = None,
+    base_seed: int | None = None,
+    allow_unsandboxed: bool = False,
+    hidden_visibility: str = "after_due_date",
+    limits: sandbox.Limits = DEFAULT_LIMITS,
+) -> GradeResult:
+    started = time.perf_counter()
+    from .course import source_notebook
+
+    assignment = load_assignment(source_notebook(root))
+    isolation = sandbox.detect_isolation()
+    if isolation.level == "none" and not allow_unsandboxed:
+        raise SandboxUnavailable(
+            "no sandbox is available on this machine, so student code cannot be isolated from the "
+            f"grader ({isolation.detail}). {isolation.how_to_enable} "
+            "To grade anyway, on a machine where students cannot harm anything, pass --unsafe-no-sandbox."
+        )
+    seed = secrets.randbelow(2**31) if base_seed is None else base_seed
+    student = student or path.stem
+    read = read_submission(path, assignment)
+    context = dict(student=student, submission=path.name, seed=seed,
+                   isolation=f"{isolation.level}: {isolation.detail}", started=started)
+    if read.status != "ok":
+        return _ungraded(assignment, read.status, read.message, hidden_visibility, **context)
+
+    job = build_job(assignment, read.solutions, seed)
+    run = run_child(job, limits=limits, isolation=isolation)
+    report = parse_report(run.stdout)
+    tests = judge(assignment, report, seed, hidden_visibility, secret_lines=assignment.secret_lines())
+    status, message = _run_status(run, report)
+    notes = list(read.notes) + _cell_notes(report, assignment)
+    return _result(assignment, tests, status, message, notes, **context)
+
+
+def build_job(assignment: Assignment, solutions: dict[str, str], seed: int) -> dict:
+    """The child's instructions: cells to run in order, and every test's scenarios with their seeds."""
+    cells = []
+    for cell in assignment.engine_cells:
+        source = cell.source
+        if cell.is_solution:
+            source = solutions.get(cell.cell_id, blank_solution(cell))
+        cells.append({"id": cell.cell_id, "source": source})
+    tests = [
+        {"id": test.grade_id,
+         "scenarios": [{"name": s.name, "source": s.source, "seed": scenario_seed(s.name, seed)}
+                       for s in test.scenarios]}
+        for test in assignment.tests
+    ]
+    return {"cells": cells, "tests": tests, "cell_timeout": CELL_SECONDS, "scenario_timeout": SCENARIO_SECONDS}
+
+
+def run_child(job: dict, *, limits: sandbox.Limits, isolation: sandbox.Isolation) -> sandbox.SandboxResult:
+    """Run child_runner.py on ``job`` in a fresh scratch folder that is deleted afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix="grade-"))
+    try:
+        for name in CHILD_FILES:
+            shutil.copy(HERE / name, scratch / name)
+        binds = sandbox.package_binds("numpy")
+        inside = [inside_path for _, inside_path in binds] if isolation.level != "none" else []
+        job = dict(job, sys_path=sorted({str(Path(p).parent) for p in inside}))
+        (scratch / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        argv = [sys.executable, "-E", "-s", "child_runner.py", "job.json"]
+        return sandbox.run_sandboxed(argv, scratch=scratch, read_only=binds if inside else (),
+                                     limits=limits, isolation=isolation)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def parse_report(stdout: bytes) -> ChildReport:
+    """Keep the report lines that have the expected shape; ignore everything else."""
+    cell_errors: dict[str, str] = {}
+    results: dict[tuple[str, str], dict] = {}
+    finished = False
+    for raw in stdout.splitlines():
+        if len(raw) > MAX_REPORT_LINE:
+            continue
+        try:
+            event = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("event")
+        if kind == "cell" and isinstance(event.get("id"), str) and isinstance(event.get("error"), str):
+            cell_errors.setdefault(event["id"], event["error"])
+        elif kind == "scenario" and isinstance(event.get("test"), str) and isinstance(event.get("scenario"), str):
+            # The first report of a scenario counts: a repeated line cannot overwrite it.
+            results.setdefault((event["test"], event["scenario"]), event.get("result"))
+        elif kind == "done":
+            finished = True
+    return ChildReport(cell_errors, results, finished)
+
+
+def judge(assignment: Assignment, report: ChildReport, seed: int, hidden_visibility: str,
+          *, secret_lines: set[str]) -> list[TestResult]:
+    """Compare every scenario's result with the reference engine's; all scenarios of a test must agree."""
+    reference = reference_namespace()
+    tests = []
+    for test in assignment.tests:
+        outcomes = []
+        for scenario in test.scenarios:
+            expected = run_scenario(_compile(scenario), reference, scenario_seed(scenario.name, seed))
+            if "error" in expected:
+                raise RuntimeError(f"the reference engine fails {scenario.name}: {expected['error']}")
+            actual = report.scenario_results.get((test.grade_id, scenario.name))
+            if actual is None:
+                problems = ["not run: grading stopped before this scenario (see the submission's status)"]
+            else:
+                problems = [redact(p, secret_lines) for p in compare_results(expected, actual)]
+            outcomes.append(ScenarioOutcome(scenario.name, scenario.summary, not problems, problems))
+        tests.append(_test_result(test, outcomes, hidden_visibility))
+    return tests
+
+
+def _compile(scenario: Scenario):
+    import numpy as np
+
+    scope = {"np": np}
+    exec(compile(scenario.source, f"<scenario {scenario.name}>", "exec"), scope)
+    return scope[scenario.name]
+
+
+def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibility: str) -> TestResult:
+    passed = all(outcome.passed for outcome in outcomes)
+    lines = []
+    for outcome in outcomes:
+        if not outcome.passed:
+            lines.append(outcome.summary)
+            lines += [f"  - {problem}" for problem in outcome.problems]
+    output = "All checks passed." if passed else "\n".join(lines)
+    return TestResult(
+        name=test.grade_id, title=test.title, score=test.points if passed else 0.0, max_score=test.points,
+        status="passed" if passed else "failed", output=output, hidden=test.hidden,
+        visibility=hidden_visibility if test.hidden else "visible", scenarios=outcomes,
+    )
+
+
+def redact(text: str, secret_lines: set[str]) -> str:
+    """Drop any text the student's process sent that quotes hidden tests or solutions."""
+    if any(line in text for line in secret_lines):
+        return "(a message from your code was withheld because it quotes test code)"
+    return text
+
+
+def _run_status(run: sandbox.SandboxResult, report: ChildReport) -> tuple[str, str]:
+    if report.finished:
+        return "graded", ""
+    if run.timed_out:
+        return "timeout", (f"grading stopped after the submission's time budget of "
+                           f"{DEFAULT_LIMITS.wall_seconds:g} s; tests that did not run score 0. "
+                           "Look for an infinite loop or a backward() that follows every path separately.")
+    reason = run.killed_reason or f"exit code {run.returncode}"
+    return "crashed", (f"your code stopped the grading process early ({reason}); tests that did not run "
+                       "score 0. Look for sys.exit(), os._exit(), unbounded memory or output.")
+
+
+def _cell_notes(report: ChildReport, assignment: Assignment) -> list[str]:
+    secret = assignment.secret_lines()
+    return [f"cell {cell_id} raised {redact(error, secret)}" for cell_id, error in report.cell_errors.items()
+            if error]
+
+
+def _ungraded(assignment: Assignment, status: str, message: str, hidden_visibility: str, **context) -> GradeResult:
+    outcome_text = f"not graded: {message}"
+    tests = [
+        TestResult(test.grade_id, test.title, 0.0, test.points, "failed", outcome_text, test.hidden,
+                   hidden_visibility if test.hidden else "visible")
+        for test in assignment.tests
+    ]
+    return _result(assignment, tests, status, message, [], **context)
+
+
+def _result(assignment, tests, status, message, notes, *, student, submission, seed, isolation, started):
+    return GradeResult(
+        student=student, submission=submission, status=status, message=message,
+        score=sum(test.score for test in tests), max_score=assignment.max_score, seed=seed,
+        isolation=isolation, execution_time=round(time.perf_counter() - started, 3), tests=tests, notes=notes,
+    )

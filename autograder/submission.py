@@ -1,0 +1,115 @@
+"""Reading a submitted notebook defensively, and taking only the student's solution cells from it.
+
+A submission can be anything: not JSON, truncated, empty, huge, in another
+encoding, an old nbformat, another assignment's notebook, or a notebook whose
+cells were deleted, duplicated or retyped.  Each case ends in a status and a
+message a student can act on, never in an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .assignment import Assignment, EngineCell
+from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION
+
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class ReadSubmission:
+    status: str  # "ok", "missing", "invalid_notebook", "wrong_assignment"
+    message: str
+    solutions: dict[str, str] = field(default_factory=dict)  # solution grade_id -> the student's cell source
+    notes: list[str] = field(default_factory=list)  # things the student should know, e.g. a missing cell
+
+
+def read_submission(path: Path, assignment: Assignment) -> ReadSubmission:
+    """Load ``path`` and pick the student's solution cells, or say why that is not possible."""
+    if not path.is_file():
+        return ReadSubmission("missing", f"no submission found at {path.name}: submit the notebook file")
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        return ReadSubmission(
+            "invalid_notebook",
+            f"the notebook is {size / 1e6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit: "
+            "clear all outputs (Kernel > Restart Kernel and Clear Outputs), save, and submit again",
+        )
+    notebook, problem = _parse(path.read_bytes())
+    if problem:
+        return ReadSubmission("invalid_notebook", problem)
+    return _solutions(notebook, assignment)
+
+
+def _parse(raw: bytes):
+    if not raw.strip():
+        return None, "the file is empty: save the notebook in Jupyter and submit it again"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "the file is not UTF-8 text, so it is not a Jupyter notebook: submit the .ipynb file"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, (f"the file is not valid notebook JSON (line {error.lineno}: {error.msg}); "
+                      "it may be truncated: download it again from Jupyter and resubmit")
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        return None, "the file is JSON but not a Jupyter notebook: submit the .ipynb file"
+    if data.get("nbformat") != 4:
+        return None, (f"the notebook is in format version {data.get('nbformat')}, not 4: open it in a "
+                      "current Jupyter and save it, then submit again")
+    try:
+        return nbformat.from_dict(data), None
+    except Exception as error:  # nbformat raises several types on malformed input
+        return None, f"the notebook could not be read ({type(error).__name__}): save it again in Jupyter"
+
+
+def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
+    wanted = set(assignment.solution_ids)
+    found: dict[str, str] = {}
+    notes: list[str] = []
+    for cell in notebook.get("cells", []):
+        if not isinstance(cell, dict):
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        if grade_id not in wanted:
+            continue
+        if cell.get("cell_type") != "code":
+            notes.append(f"cell {grade_id} was changed into a {cell.get('cell_type')} cell: graded as not attempted")
+            continue
+        if grade_id in found:
+            notes.append(f"cell {grade_id} appears more than once: the first copy was graded")
+            continue
+        source = cell.get("source", "")
+        found[grade_id] = "".join(source) if isinstance(source, list) else str(source)
+    if not found:
+        return ReadSubmission(
+            "wrong_assignment",
+            "this notebook has none of this assignment's exercise cells (" + ", ".join(sorted(wanted))
+            + "): is it the right notebook? Submit the notebook from release/05_autograd",
+        )
+    for grade_id in assignment.solution_ids:
+        if grade_id not in found and not any(grade_id in note for note in notes):
+            notes.append(f"cell {grade_id} is missing from the notebook: graded as not attempted")
+    return ReadSubmission("ok", "", found, notes)
+
+
+def blank_solution(cell: EngineCell) -> str:
+    """The instructor's cell with its solution regions replaced by the release's stub."""
+    lines, inside = [], False
+    for line in cell.source.splitlines():
+        stripped = line.strip()
+        if stripped == BEGIN_SOLUTION:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(indent + "raise NotImplementedError()")
+        elif stripped == END_SOLUTION:
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "\n".join(lines)

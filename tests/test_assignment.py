@@ -1,0 +1,141 @@
+"""The assignment is well formed: metadata, release, and the hand-worked values of the visible tests."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder.checks import check_cell_metadata, check_clean, check_no_leaks, static_checks
+from autograder.course import ASSIGNMENT, nbgrader, release_notebook, source_notebook
+from autograder.scenarios import reference_namespace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def source_nb():
+    return nbformat.read(source_notebook(ROOT), as_version=4)
+
+
+@pytest.fixture(scope="module")
+def release_nb():
+    return nbformat.read(release_notebook(ROOT), as_version=4)
+
+
+def test_static_checks_pass_on_the_committed_notebooks():
+    results = static_checks(source_notebook(ROOT), release_notebook(ROOT))
+    assert [r.problems for r in results] == [[] for _ in results], [r.name for r in results if r.problems]
+
+
+def test_committed_release_equals_a_fresh_generation(tmp_path):
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    shutil.copytree(ROOT / "source", tmp_path / "source")
+    nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=tmp_path)
+    fresh = release_notebook(tmp_path).read_bytes()
+    assert fresh == release_notebook(ROOT).read_bytes(), (
+        "release/ differs from what source/ generates: run `python -m autograder release` and commit release/"
+    )
+
+
+def test_points_add_up_to_one_hundred(source_nb):
+    points = [c.metadata["nbgrader"]["points"] for c in source_nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert sum(points) == 100
+    assert len(points) >= 15, "points should be split by behaviour so that partial credit means something"
+
+
+def test_exercises_are_exactly_backward_add_and_mul(source_nb):
+    solution_ids = [c.metadata["nbgrader"]["grade_id"] for c in source_nb.cells
+                    if c.metadata.get("nbgrader", {}).get("solution")]
+    assert solution_ids == ["exercise_backward", "exercise_add", "exercise_mul"]
+
+
+def test_student_docstrings_survive_stripping(release_nb):
+    for cell in release_nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            for word in ("TODO", "APPROACH", "EXAMPLE", "HINTS"):
+                assert word in cell.source, f"{cell.metadata['nbgrader']['grade_id']} lost its {word}"
+            assert "raise NotImplementedError()" in cell.source
+
+
+def test_visible_tests_do_not_need_tinytorch(release_nb):
+    for cell in release_nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            assert "tinytorch" not in cell.source and "autograder" not in cell.source
+
+
+def _visible_checks(source_nb):
+    """(scenario, expected) pairs of every visible test cell, by running the cell with a recorder."""
+    pairs = []
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and "BEGIN HIDDEN TESTS" not in cell.source:
+            namespace = {"np": np, "check_scenario": lambda scenario, expected: pairs.append((scenario, expected))}
+            exec(compile(cell.source, meta["grade_id"], "exec"), namespace)
+    return pairs
+
+
+def test_hand_worked_values_of_visible_tests_agree_with_the_reference(source_nb):
+    pairs = _visible_checks(source_nb)
+    assert len(pairs) >= 8
+    tt = reference_namespace()
+    for scenario, expected in pairs:
+        observed = scenario(tt, np.random.default_rng(0))
+        for key, want in expected.items():
+            got = observed[key]
+            if want is None or isinstance(want, (bool, str)):
+                assert got == want, f"{scenario.__name__}: {key}"
+            else:
+                np.testing.assert_allclose(got, want, err_msg=f"{scenario.__name__}: {key}")
+
+
+def test_every_test_cell_defines_scenarios_and_checks_them(source_nb):
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            tree = ast.parse(cell.source)
+            names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+            assert names and all(name.startswith("scenario_") for name in names), meta["grade_id"]
+
+
+# --- the checks themselves can fail --------------------------------------------------------
+
+def _cell(kind, source, **nbgrader_meta):
+    cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+    if nbgrader_meta:
+        cell.metadata["nbgrader"] = {"schema_version": 3, "grade": False, "solution": False, "locked": False,
+                                     "task": False, **nbgrader_meta}
+    return cell
+
+
+def test_metadata_check_reports_missing_region_and_duplicate_ids():
+    nb = nbformat.v4.new_notebook(cells=[
+        _cell("code", "x = 1", grade_id="answer", solution=True),
+        _cell("code", "assert x == 1", grade_id="answer", grade=True, locked=True, points=1),
+    ])
+    problems = " ".join(check_cell_metadata(nb).problems)
+    assert "has no ### BEGIN SOLUTION region" in problems
+    assert "used by 2 cells" in problems
+
+
+def test_leak_check_finds_a_solution_line_and_ignores_given_lines():
+    source = nbformat.v4.new_notebook(cells=[
+        _cell("code", "def f():\n    ### BEGIN SOLUTION\n    secret = 42\n    return secret\n    ### END SOLUTION",
+              grade_id="f", solution=True),
+        _cell("code", "def g():\n    return secret", grade_id="g", locked=True),
+    ])
+    leaky = nbformat.v4.new_notebook(cells=[_cell("code", "def f():\n    secret = 42\n    raise NotImplementedError()")])
+    clean = nbformat.v4.new_notebook(cells=[_cell("code", "def f():\n    raise NotImplementedError()\n    return secret")])
+    assert check_no_leaks(source, leaky).problems == ["the release contains the hidden line 'secret = 42'"]
+    assert check_no_leaks(source, clean).problems == []
+
+
+def test_clean_check_reports_outputs():
+    cell = _cell("code", "1 + 1")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
+    cell.execution_count = 1
+    assert check_clean(nbformat.v4.new_notebook(cells=[cell]), "nb").problems
