@@ -9,10 +9,9 @@ with their points and scenarios.
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
 
 from .notebook_regions import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION, regions
 
@@ -70,8 +69,11 @@ class Assignment:
 
 
 def load_assignment(source_path: Path) -> Assignment:
-    notebook = nbformat.read(source_path, as_version=4)
-    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    # Plain JSON, not nbformat: importing nbformat pulls in jsonschema's format
+    # checkers, which cost about two seconds per grading process.  The
+    # instructor notebook is validated by the release checks instead.
+    notebook = json.loads(source_path.read_text(encoding="utf-8"))
+    code_cells = [_plain_cell(cell) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     graded = [i for i, cell in enumerate(code_cells) if _meta(cell).get("grade")]
     last_test = graded[-1] if graded else -1
     engine, tests = [], []
@@ -82,16 +84,28 @@ def load_assignment(source_path: Path) -> Assignment:
         elif index < last_test:
             # Cells after the last test only illustrate (measurements, demos):
             # they cost time and decide nothing, so the grader skips them.
-            engine.append(EngineCell(meta.get("grade_id") or cell.get("id", f"cell{index}"),
+            engine.append(EngineCell(meta.get("grade_id") or cell.id or f"cell{index}",
                                      cell.source, bool(meta.get("solution"))))
     return Assignment(tuple(engine), tuple(tests))
 
 
-def _meta(cell) -> dict:
+@dataclass(frozen=True)
+class _Cell:
+    id: str | None
+    source: str
+    metadata: dict
+
+
+def _plain_cell(cell: dict) -> _Cell:
+    source = cell.get("source", "")
+    return _Cell(cell.get("id"), "".join(source) if isinstance(source, list) else source, cell.get("metadata", {}))
+
+
+def _meta(cell: _Cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def _test_cell(cell, meta: dict) -> TestCell:
+def _test_cell(cell: _Cell, meta: dict) -> TestCell:
     tree = ast.parse(cell.source)
     scenarios = tuple(
         Scenario(node.name, ast.get_source_segment(cell.source, node), ast.get_docstring(node) or node.name)

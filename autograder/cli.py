@@ -4,7 +4,7 @@
     python -m autograder grade NOTEBOOK       grade one submission in the sandbox
     python -m autograder grade-class          grade every notebook under submitted/, into gradebook.db
     python -m autograder demo                 grade a demo class made from the validity corpus
-    python -m autograder corpus               the validity corpus under nbgrader autograde, as a matrix
+    python -m autograder corpus               the validity corpus as a matrix (--grader nbgrader|trusted)
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     corpus = sub.add_parser("corpus", help="grade the validity corpus with nbgrader autograde; print the matrix")
     corpus.add_argument("--corpus-file", type=Path, default=None, help="default: corpus/validity.py")
+    corpus.add_argument("--grader", choices=("nbgrader", "trusted"), default="nbgrader",
+                        help="grade with nbgrader autograde (default) or with the sandboxed trusted grader")
+    _common_grading_options(corpus)
     return parser
 
 
@@ -119,9 +122,14 @@ def _demo(args, root: Path) -> int:
 
 
 def _corpus(args, root: Path) -> int:
-    from .validity import grade_corpus
+    from .validity import grade_corpus, grade_corpus_trusted
 
-    report = grade_corpus(root, args.corpus_file or root / "corpus" / "validity.py")
+    corpus_file = args.corpus_file or root / "corpus" / "validity.py"
+    if args.grader == "trusted":
+        report = grade_corpus_trusted(root, corpus_file, base_seed=args.seed,
+                                      allow_unsandboxed=args.unsafe_no_sandbox)
+    else:
+        report = grade_corpus(root, corpus_file)
     print(report.text())
     return 0 if report.all_as_expected else 1
 

@@ -127,7 +127,7 @@ def grade_submission(
     run = run_child(job, limits=limits, isolation=isolation)
     report = parse_report(run.stdout)
     tests = judge(assignment, report, seed, hidden_visibility, secret_lines=assignment.secret_lines())
-    status, message = _run_status(run, report)
+    status, message = _run_status(run, report, limits)
     notes = list(read.notes) + _cell_notes(report, assignment)
     return _result(assignment, tests, status, message, notes, **context)
 
@@ -242,12 +242,12 @@ def redact(text: str, secret_lines: set[str]) -> str:
     return text
 
 
-def _run_status(run: sandbox.SandboxResult, report: ChildReport) -> tuple[str, str]:
+def _run_status(run: sandbox.SandboxResult, report: ChildReport, limits: sandbox.Limits) -> tuple[str, str]:
     if report.finished:
         return "graded", ""
     if run.timed_out:
         return "timeout", (f"grading stopped after the submission's time budget of "
-                           f"{DEFAULT_LIMITS.wall_seconds:g} s; tests that did not run score 0. "
+                           f"{limits.wall_seconds:g} s; tests that did not run score 0. "
                            "Look for an infinite loop or a backward() that follows every path separately.")
     reason = run.killed_reason or f"exit code {run.returncode}"
     return "crashed", (f"your code stopped the grading process early ({reason}); tests that did not run "

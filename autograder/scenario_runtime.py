@@ -75,9 +75,9 @@ def to_plain(value, depth: int = 0):
         return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
-    if isinstance(value, (float, np.floating)):
-        return _plain_float(float(value))
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.floating)):
+        # A numpy float scalar is what a full reduction returns (grad.sum()):
+        # it stands for a 0-d array, and is recorded as one.
         array = np.array(value, copy=True).view(np.ndarray)
         if array.size > MAX_ARRAY_ELEMENTS:
             return {"kind": "object", "type": f"array of {array.size} elements (too large)"}
@@ -89,6 +89,8 @@ def to_plain(value, depth: int = 0):
             if array.dtype.kind in "fiub"
             else None,
         }
+    if isinstance(value, float):
+        return _plain_float(value)
     if isinstance(value, (list, tuple)):
         return [to_plain(item, depth + 1) for item in value]
     if isinstance(value, dict):

@@ -8,6 +8,7 @@ correct ones in other styles that must score 100%.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,25 @@ def corpus_notebooks(root: Path, variants: list[Variant]):
 
 
 def grade_corpus(root: Path, corpus_file: Path) -> CorpusReport:
+    """The corpus under ``nbgrader autograde`` (tests run inside the submission's kernel)."""
     notebooks, expected = corpus_notebooks(root, load_variants(corpus_file))
     scores, autograded = autograde_with_nbgrader(notebooks, root=root)
     return CorpusReport(scores, expected, {name: ran_to_end(nb) for name, nb in autograded.items()})
+
+
+def grade_corpus_trusted(root: Path, corpus_file: Path, *, base_seed: int | None = None,
+                         allow_unsandboxed: bool = False) -> CorpusReport:
+    """The corpus under the trusted grader (the student's engine in the sandbox, judged outside)."""
+    from .grader import grade_submission
+
+    notebooks, expected = corpus_notebooks(root, load_variants(corpus_file))
+    scores, finished = {}, {}
+    with tempfile.TemporaryDirectory(prefix="corpus-trusted-") as folder:
+        for name, notebook in notebooks.items():
+            path = Path(folder) / f"{name}.ipynb"
+            nbformat.write(notebook, path)
+            result = grade_submission(path, root=root, student=name, base_seed=base_seed,
+                                      allow_unsandboxed=allow_unsandboxed)
+            scores[name] = {test.name: CellScore(test.score, test.max_score) for test in result.tests}
+            finished[name] = result.status == "graded"
+    return CorpusReport(scores, expected, finished)

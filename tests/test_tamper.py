@@ -1,0 +1,147 @@
+"""The tamper corpus (corpus/tamper.py) under the trusted grader.
+
+Each attack must score exactly what the honest code under it scores, read
+nothing it should not (a leak would raise its score), and leave no trace: no
+surviving process, no file written outside its scratch folder, the gradebook
+untouched, no connection made.  Needs a sandbox (bubblewrap or unshare);
+without one the module is skipped and says how to get one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import sandbox
+from autograder.corpus import instructor_bodies, submission_notebook
+from autograder.course import release_notebook, source_notebook
+from autograder.grader import grade_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 20261126
+LIMITS = sandbox.Limits(wall_seconds=20.0, cpu_seconds=20, memory_bytes=1024**3, max_processes=16,
+                        output_bytes=4 * 1024**2)
+
+
+def _load_corpus():
+    spec = importlib.util.spec_from_file_location("tamper_corpus", ROOT / "corpus" / "tamper.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CORPUS = _load_corpus()
+
+
+@pytest.fixture(scope="module")
+def isolation():
+    level = sandbox.detect_isolation()
+    if level.level == "none":
+        pytest.skip(f"no sandbox on this machine ({level.detail}); {level.how_to_enable}")
+    return level
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A copy of the course with a gradebook whose bytes the attacks must not change."""
+    root = tmp_path_factory.mktemp("tamper-course")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    for folder in ("source", "release"):
+        shutil.copytree(ROOT / folder, root / folder)
+    (root / "gradebook.db").write_bytes(b"the instructor's gradebook")
+    return root
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP server on 127.0.0.1 that counts the connections it accepts."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], accepted
+    server.close()
+
+
+def _base_notebook(base: str):
+    release_nb = nbformat.read(release_notebook(ROOT), as_version=4)
+    if base == "blank":
+        return release_nb
+    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    return submission_notebook(release_nb, {"exercise_backward": bodies["exercise_backward"]})
+
+
+def _grade(notebook, path: Path, course: Path):
+    nbformat.write(notebook, path)
+    return grade_submission(path, root=course, base_seed=SEED, limits=LIMITS)
+
+
+@pytest.fixture(scope="module")
+def honest(isolation, course, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("honest")
+    return {base: _grade(_base_notebook(base), folder / f"{base}.ipynb", course) for base in ("blank", "backward_only")}
+
+
+def test_honest_bases_score_as_expected(honest):
+    assert honest["blank"].score == 0
+    # backward alone earns the tests that need only backward() and the given operations.
+    assert 0 < honest["backward_only"].score < 100
+    assert honest["backward_only"].status == "graded"
+
+
+def _surviving(marker: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.parametrize("attack", CORPUS.ATTACKS, ids=lambda attack: attack.name)
+def test_attack_scores_what_the_honest_code_scores(attack, honest, course, listener, tmp_path, monkeypatch):
+    port, accepted = listener
+    marker = f"tamper-{attack.name}-{tmp_path.name}"
+    monkeypatch.setenv("TAMPER_SECRET", "a CI secret the student must never see")
+    notebook = _base_notebook(attack.base)
+    if attack.code:
+        code = (attack.code.replace("COURSE_ROOT", str(course)).replace("REPO_ROOT", str(ROOT))
+                .replace("MARKER", marker).replace("PORT", str(port)))
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "exercise_mul":
+                cell.source += "\n\n" + code
+    if attack.edit:
+        attack.edit(notebook)
+    gradebook_before = hashlib.sha256((course / "gradebook.db").read_bytes()).hexdigest()
+
+    result = _grade(notebook, tmp_path / "attack.ipynb", course)
+
+    expected = honest[attack.base]
+    assert result.status in attack.statuses, result.message
+    assert {t.name: t.score for t in result.tests} == {t.name: t.score for t in expected.tests}
+    assert result.max_score == 100
+    assert _surviving(marker) == []
+    assert hashlib.sha256((course / "gradebook.db").read_bytes()).hexdigest() == gradebook_before
+    assert not (course / "results.json").exists()
+    assert accepted == []
+    assert result.isolation.split(":")[0] in ("bubblewrap", "unshare")
