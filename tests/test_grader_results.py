@@ -1,0 +1,182 @@
+"""The trusted grader's results: formats, gradebook, feedback, seeds, and refusing to run unsandboxed."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import grader as grader_module
+from autograder import sandbox
+from autograder.assignment import load_assignment
+from autograder.corpus import instructor_bodies, load_variants, submission_notebook, variant_notebook
+from autograder.course import nbgrader, release_notebook, source_notebook
+from autograder.feedback import feedback_html, feedback_markdown, write_feedback
+from autograder.formats import render, to_gradescope
+from autograder.gradebook import record, scores_in_gradebook
+from autograder.grader import SandboxUnavailable, grade_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = load_assignment(source_notebook(ROOT))
+UNSANDBOXED = sandbox.detect_isolation().level == "none"
+
+
+def _write(notebook, path: Path) -> Path:
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    release_nb = nbformat.read(release_notebook(ROOT), as_version=4)
+    source_nb = nbformat.read(source_notebook(ROOT), as_version=4)
+    variants = {v.name: v for v in load_variants(ROOT / "corpus" / "validity.py")}
+    return {
+        "blank": _write(release_nb, folder / "blank.ipynb"),
+        "instructor": _write(submission_notebook(release_nb, instructor_bodies(source_nb)), folder / "instructor.ipynb"),
+        "first_arrival": _write(variant_notebook(variants["backward_propagates_first_arrival"], root=ROOT),
+                                folder / "first_arrival.ipynb"),
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(notebooks):
+    return {name: grade_submission(path, root=ROOT, student=name, base_seed=7, allow_unsandboxed=UNSANDBOXED)
+            for name, path in notebooks.items()}
+
+
+def test_scores_and_status(graded):
+    assert (graded["instructor"].score, graded["instructor"].status) == (100, "graded")
+    assert (graded["blank"].score, graded["blank"].status) == (0, "graded")
+    assert 0 < graded["first_arrival"].score < 100
+    assert graded["instructor"].isolation.split(":")[0] == sandbox.detect_isolation().level
+
+
+def test_same_seed_same_grade_and_messages(notebooks, graded):
+    again = grade_submission(notebooks["first_arrival"], root=ROOT, student="first_arrival", base_seed=7,
+                             allow_unsandboxed=UNSANDBOXED)
+    assert [(t.name, t.score, t.output) for t in again.tests] == \
+           [(t.name, t.score, t.output) for t in graded["first_arrival"].tests]
+
+
+def test_failed_test_explains_itself(graded):
+    order = next(t for t in graded["first_arrival"].tests if t.name == "hidden_backward_order")
+    assert order.status == "failed" and order.score == 0
+    assert "wait for both contributions" in order.output  # the scenario's explanation
+    assert "x.grad: expected" in order.output and ", got" in order.output
+
+
+def test_gradescope_json_shape(graded):
+    data = json.loads(render(graded["first_arrival"], "json"))
+    assert {"score", "execution_time", "output", "tests", "status", "seed", "isolation"} <= set(data)
+    assert data["score"] == sum(test["score"] for test in data["tests"])
+    for test in data["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
+        assert test["status"] in ("passed", "failed")
+        assert test["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
+    hidden = [t for t in data["tests"] if "hidden" in t["tags"]]
+    assert hidden and all(t["visibility"] == "after_due_date" for t in hidden)
+
+
+def test_junit_xml_counts_failures(graded):
+    root = ElementTree.fromstring(render(graded["first_arrival"], "junit").split("?>", 1)[1])
+    suite = root.find("testsuite")
+    failures = [case for case in suite.findall("testcase") if case.find("failure") is not None]
+    assert int(suite.get("failures")) == len(failures) > 0
+    assert int(suite.get("tests")) == len(ASSIGNMENT.tests)
+
+
+def test_text_and_markdown_name_every_test(graded):
+    for fmt in ("text", "markdown"):
+        text = render(graded["first_arrival"], fmt)
+        assert all(test.grade_id in text for test in ASSIGNMENT.tests)
+        assert "seed" in text and str(graded["first_arrival"].seed) in text
+
+
+def test_feedback_draws_the_graph_and_marks_the_wrong_gradient(graded):
+    markdown = feedback_markdown(graded["first_arrival"], ASSIGNMENT)
+    assert "──► [PowBackward] ──► y" in markdown
+    assert "◄── x.grad differs: expected" in markdown
+
+
+def test_feedback_never_contains_hidden_test_source(graded):
+    markdown = feedback_markdown(graded["first_arrival"], ASSIGNMENT)
+    hidden_lines = {line.strip() for test in ASSIGNMENT.tests if test.hidden for scenario in test.scenarios
+                    for line in scenario.source.splitlines()[1:] if len(line.strip()) > 12
+                    and not line.strip().startswith(('"""', "'''"))}
+    docstrings = "\n".join(s.summary for t in ASSIGNMENT.tests for s in t.scenarios)
+    leaked = [line for line in hidden_lines if line in markdown and line not in docstrings]
+    assert leaked == []
+
+
+def test_feedback_html_escapes_what_came_from_the_submission(graded):
+    result = copy.deepcopy(graded["blank"])
+    result.tests[0].scenarios[0].problems.append("<script>alert('x')</script>")
+    html_text = feedback_html(feedback_markdown(result, ASSIGNMENT), "t")
+    assert "<script>alert" not in html_text and "&lt;script&gt;" in html_text
+
+
+def test_message_quoting_test_code_is_withheld():
+    secret = next(iter(ASSIGNMENT.secret_lines()))
+    assert "withheld" in grader_module.redact(f"ValueError: {secret}", ASSIGNMENT.secret_lines())
+    assert grader_module.redact("ValueError: shapes differ", ASSIGNMENT.secret_lines()) == "ValueError: shapes differ"
+
+
+def test_write_feedback_files(graded, tmp_path):
+    markdown_path, html_path = write_feedback(graded["instructor"], ASSIGNMENT, tmp_path / "fb")
+    assert "100 / 100" in markdown_path.read_text() and html_path.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_refuses_without_a_sandbox_unless_told(notebooks, monkeypatch):
+    none = sandbox.Isolation("none", "no namespaces here", "apt-get install bubblewrap")
+    monkeypatch.setattr(sandbox, "detect_isolation", lambda: none)
+    with pytest.raises(SandboxUnavailable, match="--unsafe-no-sandbox"):
+        grade_submission(notebooks["blank"], root=ROOT)
+    assert grade_submission(notebooks["blank"], root=ROOT, allow_unsandboxed=True).isolation.startswith("none")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    for folder in ("source", "release"):
+        shutil.copytree(ROOT / folder, root / folder)
+    return root
+
+
+def test_gradebook_record_replaces_and_nbgrader_export_sees_it(graded, course):
+    record(graded["first_arrival"], root=course)
+    record(graded["instructor"], root=course)
+    first = scores_in_gradebook("first_arrival", root=course)
+    assert sum(score for score, _ in first.values()) == graded["first_arrival"].score
+    assert not any(needs_manual for _, needs_manual in first.values())
+    # Grading the same student again replaces the scores.
+    replaced = grader_module.GradeResult(**{**graded["blank"].__dict__, "student": "first_arrival"})
+    record(replaced, root=course)
+    assert sum(score for score, _ in scores_in_gradebook("first_arrival", root=course).values()) == 0
+    nbgrader("export", root=course)
+    rows = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").open())}
+    assert set(rows) == {"first_arrival", "instructor"}
+    assert float(rows["instructor"]["raw_score"]) == 100
+    assert float(rows["first_arrival"]["raw_score"]) == 0
+
+
+def test_grade_command_exit_code_and_json_file(notebooks, tmp_path):
+    out = tmp_path / "results.json"
+    command = [sys.executable, "-m", "autograder", "grade", str(notebooks["blank"]), "--format", "json",
+               "--out", str(out), "--seed", "3", "--feedback", str(tmp_path / "fb")]
+    if UNSANDBOXED:
+        command.append("--unsafe-no-sandbox")
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["score"] == 0
+    assert (tmp_path / "fb" / "feedback.html").exists()
