@@ -1,0 +1,15 @@
+"""Fill scratch with many files; give up by itself after a hard cap."""
+import os
+import sys
+
+per_file = int(sys.argv[1])
+give_up = int(sys.argv[2])
+block = os.urandom(per_file)
+written = 0
+n = 0
+while written < give_up:
+    with open(f"fill-{n:06d}.bin", "wb") as fh:
+        fh.write(block)
+    written += per_file
+    n += 1
+print(f"filled {written} bytes unhindered")

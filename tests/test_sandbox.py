@@ -1,0 +1,499 @@
+"""Tests for autograder.sandbox, each with a real (hostile) child program.
+
+Levels: "bubblewrap" and "unshare" run when they work on this machine and
+skip with the reason otherwise; "none" joins only where the property does not
+depend on namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox as sb
+
+PROGRAMS = Path(__file__).parent / "sandbox_programs"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+INSTALL_HINT = "install it with: apt-get update && apt-get install -y bubblewrap"
+# CI sets this so that a missing or broken bubblewrap fails instead of skipping.
+REQUIRE_BWRAP = os.environ.get("SANDBOX_REQUIRE_BWRAP") == "1"
+
+# Generous bound proving a kill happened (the runs themselves use ~2-3 s).
+HARD_SECONDS = 45
+
+
+def _isolation(level: str) -> sb.Isolation:
+    iso = sb.probe_isolation(level)
+    if iso.level != level:
+        why = iso.detail.split(";")[0]
+        hint = INSTALL_HINT if level == "bubblewrap" else "needs root and util-linux unshare/setpriv/prlimit"
+        message = f"{level} isolation not usable here ({why}); {hint}"
+        if level == "bubblewrap" and REQUIRE_BWRAP:
+            pytest.fail(message + f"; {iso.how_to_enable}")
+        pytest.skip(message)
+    return iso
+
+
+@pytest.fixture(params=["bubblewrap", "unshare"])
+def isolated(request) -> sb.Isolation:
+    return _isolation(request.param)
+
+
+@pytest.fixture(params=["bubblewrap", "unshare", "none"])
+def any_level(request) -> sb.Isolation:
+    return _isolation(request.param)
+
+
+@pytest.fixture
+def scratch(tmp_path) -> Path:
+    path = tmp_path / "scratch"
+    path.mkdir()
+    return path
+
+
+def run_program(name: str, *args: str, scratch: Path, iso: sb.Isolation, **kw) -> sb.SandboxResult:
+    """Copy a helper program into scratch (as the grader does) and run it."""
+    shutil.copy(PROGRAMS / name, scratch / name)
+    return sb.run_sandboxed([PY, name, *args], scratch=scratch, isolation=iso, **kw)
+
+
+def run_code(code: str, *, scratch: Path, iso: sb.Isolation, **kw) -> sb.SandboxResult:
+    return sb.run_sandboxed([PY, "-c", code], scratch=scratch, isolation=iso, **kw)
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    if marker.encode() in fh.read():
+                        found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def assert_no_survivors(marker: str) -> None:
+    survivors = processes_with(marker)
+    for pid in survivors:   # do not leave a mess behind even when failing
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert survivors == [], f"processes survived the sandbox: {survivors}"
+
+
+def has_pids_cgroup(iso: sb.Isolation) -> bool:
+    return "pids cgroup v" in iso.detail
+
+
+def host_site_dirs() -> list[str]:
+    """The interpreter's own site-packages directories (masked inside)."""
+    import site
+    dirs = site.getsitepackages([sys.base_prefix])
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+# --------------------------------------------------------------------------
+# Filesystem
+
+
+def test_cannot_read_host_files(isolated, scratch, tmp_path):
+    secret_dir = tmp_path / "elsewhere"
+    secret_dir.mkdir()
+    secret = secret_dir / "answers.txt"
+    secret.write_text("TOP-SECRET-SOLUTION")
+    secret.chmod(0o644)
+    repo_file = Path(__file__).resolve()
+    request = {
+        "read": [str(secret), str(repo_file), "/etc/shadow", "/root/.bashrc", "/root/.profile"],
+        "list": [str(secret_dir), str(tmp_path), str(REPO_ROOT), "/root", "/home", "/tmp",
+                 *host_site_dirs()],
+    }
+    res = run_program("probe_fs.py", scratch=scratch, iso=isolated, stdin=json.dumps(request).encode())
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert b"TOP-SECRET-SOLUTION" not in res.stdout
+    assert report["read"] == {path: None for path in request["read"]}
+    # Nothing of the host may be listed; an empty masked directory is fine.
+    assert {p: v for p, v in report["list"].items() if v} == {}
+    # The host does have these, so the probe really looked at something.
+    assert secret.exists() and repo_file.exists()
+
+
+def test_cannot_write_outside_scratch(isolated, scratch):
+    targets = ["/escape", "/tmp/escape", "/usr/escape", "/etc/escape", "/dev/escape",
+               "/dev/shm/escape", f"{sb.INSIDE_PYTHON}/escape", "/proc/escape", "/opt/escape"]
+    request = {"write": targets + [f"{sb.INSIDE_SCRATCH}/inside.txt"]}
+    res = run_program("probe_fs.py", scratch=scratch, iso=isolated, stdin=json.dumps(request).encode())
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)["write"]
+    assert {t: report[t] for t in targets} == {t: False for t in targets}
+    assert report[f"{sb.INSIDE_SCRATCH}/inside.txt"] is True
+    assert (scratch / "inside.txt").read_text() == "written from the sandbox"
+
+
+def test_masked_site_packages_and_numpy_via_read_only_bind(isolated, scratch):
+    numpy = pytest.importorskip("numpy")
+    code = ("import sys; sys.path.insert(0, '/opt/site'); import numpy; "
+            "print(numpy.__file__, int(numpy.arange(5).sum()))")
+    res = run_code(code, scratch=scratch, iso=isolated, read_only=sb.package_binds("numpy"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [b"/opt/site/numpy/__init__.py", b"10"]
+
+    numpy_dir = Path(numpy.__file__).resolve()
+    if any(numpy_dir.is_relative_to(Path(d).resolve()) for d in host_site_dirs()):
+        # Without the bind the interpreter's own site-packages is masked.
+        res = run_code("import numpy", scratch=scratch, iso=isolated)
+        assert res.returncode == 1
+        assert b"ModuleNotFoundError" in res.stderr
+
+
+@pytest.mark.parametrize("copies", [False, True], ids=["venv-symlinks", "venv-copies"])
+def test_venv_python_runs_as_its_base_interpreter(isolated, scratch, tmp_path, copies):
+    import venv
+    venv.EnvBuilder(with_pip=False, symlinks=not copies).create(tmp_path / "venv")
+    res = sb.run_sandboxed([str(tmp_path / "venv" / "bin" / "python"), "-c", "print('ran')"],
+                           scratch=scratch, isolation=isolated)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"ran\n"
+
+
+def test_read_only_binds_of_files_and_directories(isolated, scratch, tmp_path):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "table.csv").write_text("a,b\n1,2\n")
+    single = tmp_path / "single.txt"
+    single.write_text("just me")
+    code = ("import os\n"
+            "print(open('/opt/data/sub/table.csv').read().splitlines()[1])\n"
+            "print(open('/work/given/single.txt').read())\n"
+            "try:\n"
+            "    open('/opt/data/new.txt', 'w')\n"
+            "    print('wrote')\n"
+            "except OSError:\n"
+            "    print('read-only')\n")
+    res = run_code(code, scratch=scratch, iso=isolated,
+                   read_only=[(data, "/opt/data"), (single, "/work/given/single.txt")])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().splitlines() == ["1,2", "just me", "read-only"]
+    assert not (data / "new.txt").exists()
+
+
+# --------------------------------------------------------------------------
+# Identity, environment, network
+
+
+def test_runs_unprivileged(isolated, scratch):
+    code = ("import os; caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')]; "
+            "print(os.getuid(), os.geteuid(), os.getgid(), caps[0])")
+    res = run_code(code, scratch=scratch, iso=isolated)
+    assert res.returncode == 0, res.stderr
+    uid, euid, gid, cap_eff = res.stdout.split()
+    assert int(uid) != 0 and int(euid) != 0 and int(gid) != 0
+    assert int(cap_eff, 16) == 0
+
+
+def test_cannot_create_user_namespace_but_threads_work(isolated, scratch):
+    # A user namespace would give the child a fresh set of capabilities over
+    # its own mounts (tmpfs outside any memory limit, more kernel surface).
+    code = ("import ctypes, os, threading\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "rc = libc.unshare(0x10000000)\n"   # CLONE_NEWUSER
+            "print(rc, ctypes.get_errno())\n"
+            "t = threading.Thread(target=print, args=('thread ok',)); t.start(); t.join()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os._exit(7)\n"
+            "print('child', os.waitpid(pid, 0)[1] >> 8)\n")
+    res = run_code(code, scratch=scratch, iso=isolated)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().splitlines() == ["-1 1", "thread ok", "child 7"]
+
+
+def test_environment_is_scrubbed(any_level, scratch, monkeypatch):
+    monkeypatch.setenv("SECRET_CI_TOKEN", "hunter2-do-not-leak")
+    res = run_code("import json, os; print(json.dumps(dict(os.environ)))", scratch=scratch, iso=any_level)
+    assert res.returncode == 0, res.stderr
+    env = json.loads(res.stdout)
+    assert "SECRET_CI_TOKEN" not in env
+    assert b"hunter2" not in res.stdout
+    home = sb.INSIDE_SCRATCH if any_level.level != "none" else str(scratch.resolve())
+    assert env["HOME"] == home
+    assert env["LANG"] == "C.UTF-8"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert env[var] == "1"
+    assert set(env) <= {"PATH", "HOME", "TMPDIR", "LANG", "USER", "LOGNAME", "PWD", "LD_LIBRARY_PATH",
+                        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                        "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"}
+
+
+def test_no_network(isolated, scratch):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept():
+        server.settimeout(10)
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        code = ("import socket\n"
+                "try:\n"
+                f"    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+                "    print('CONNECTED')\n"
+                "except OSError as exc:\n"
+                "    print('refused', exc)\n")
+        res = run_code(code, scratch=scratch, iso=isolated)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.startswith(b"refused"), res.stdout
+        assert accepted == []
+        # Control: the server is reachable from outside the sandbox.
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        acceptor.join(timeout=10)
+        assert len(accepted) == 1
+    finally:
+        server.close()
+
+
+# --------------------------------------------------------------------------
+# Process tree and time
+
+
+@pytest.mark.parametrize("ending", ["exit", "hang"])
+def test_detached_grandchild_does_not_survive(any_level, tmp_path, ending):
+    if any_level.level == "none" and not has_pids_cgroup(any_level):
+        pytest.skip("level none without a pids cgroup cannot find setsid'd descendants")
+    # Teardown races show up only now and then, so try a few times.
+    for attempt in range(3 if ending == "exit" else 1):
+        scratch = tmp_path / f"scratch{attempt}"
+        scratch.mkdir()
+        marker = f"sandbox-test-marker-{uuid.uuid4().hex}"
+        res = run_program("detach_grandchild.py", marker, ending, scratch=scratch, iso=any_level,
+                          limits=sb.Limits(wall_seconds=30 if ending == "exit" else 2))
+        if ending == "exit":
+            assert res.returncode == 0, res.stderr
+        else:
+            assert res.timed_out is True
+        assert res.stdout.strip() == b"grandchild started"
+        assert (scratch / "grandchild-alive").exists()
+        assert_no_survivors(marker)
+
+
+def test_stubborn_infinite_loop_killed_at_wall_time(any_level, scratch):
+    marker = f"sandbox-test-marker-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    res = run_program("stubborn_loop.py", marker, scratch=scratch, iso=any_level,
+                      limits=sb.Limits(wall_seconds=1.5))
+    assert time.monotonic() - started < HARD_SECONDS
+    assert res.timed_out is True
+    assert res.killed_reason == "wall time"
+    assert res.returncode == -signal.SIGKILL
+    assert res.stdout.startswith(b"spinning")
+    assert_no_survivors(marker)
+
+
+def test_cpu_limit_kills_busy_child(any_level, scratch):
+    res = run_code("while True:\n    pass\n", scratch=scratch, iso=any_level,
+                   limits=sb.Limits(cpu_seconds=1, wall_seconds=HARD_SECONDS))
+    assert res.timed_out is False
+    assert res.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
+def test_fork_bomb_is_contained(any_level, scratch):
+    if any_level.level == "none" and os.geteuid() == 0 and not has_pids_cgroup(any_level):
+        pytest.skip("level none as root without a pids cgroup has no process cap")
+    limits = sb.Limits(wall_seconds=2.5, max_processes=16)
+    marker = f"sandbox-test-marker-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    res = run_program("fork_bomb.py", marker, scratch=scratch, iso=any_level, limits=limits)
+    assert time.monotonic() - started < HARD_SECONDS
+    assert res.timed_out is True
+    held = int(res.stdout.split()[1])
+    slack = 0 if any_level.level != "none" or os.geteuid() == 0 else 8   # shared per-user count
+    assert 1 <= held <= limits.max_processes + slack
+    assert_no_survivors(marker)
+
+
+def test_concurrent_sandboxes_do_not_share_process_budget(isolated, tmp_path):
+    # Each run holds 10 of its 12 allowed processes at the same time as the
+    # other; a uid-wide RLIMIT_NPROC shared between runs would refuse forks.
+    code = ("import os, time, signal\n"
+            "kids = []\n"
+            "for _ in range(10):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        signal.pause()\n"
+            "    kids.append(pid)\n"
+            "open('ready', 'w').close()\n"
+            "deadline = time.monotonic() + 20\n"
+            "while not os.path.exists('go') and time.monotonic() < deadline:\n"
+            "    time.sleep(0.01)\n"
+            "print(len(kids))\n")
+    results = {}
+    dirs = [tmp_path / "a", tmp_path / "b"]
+
+    def run(d: Path) -> None:
+        d.mkdir()
+        results[d.name] = run_code(code, scratch=d, iso=isolated, limits=sb.Limits(max_processes=12))
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in dirs]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + HARD_SECONDS
+    while not all((d / "ready").exists() for d in dirs) and time.monotonic() < deadline:
+        if not any(t.is_alive() for t in threads):
+            break
+        time.sleep(0.01)
+    for d in dirs:
+        (d / "go").touch()
+    for t in threads:
+        t.join(timeout=HARD_SECONDS)
+    for name, res in results.items():
+        assert res.returncode == 0, (name, res.stderr)
+        assert res.stdout.strip() == b"10"
+
+
+# --------------------------------------------------------------------------
+# Memory, disk, output
+
+
+def test_memory_bomb_fails_inside_the_child(any_level, scratch):
+    limits = sb.Limits(memory_bytes=256 * 1024**2)
+    res = run_program("memory_bomb.py", scratch=scratch, iso=any_level, limits=limits)
+    assert res.returncode == 3, res.stderr
+    got = int(res.stdout.split()[2])
+    assert 0 < got <= 256
+
+
+def test_huge_file_is_stopped(any_level, scratch):
+    limits = sb.Limits(file_size_bytes=1024**2)
+    res = run_program("big_file.py", str(64 * 1024**2), scratch=scratch, iso=any_level, limits=limits)
+    assert res.returncode == 4, (res.stdout, res.stderr)
+    assert b"File too large" in res.stdout
+    assert (scratch / "big.bin").stat().st_size <= limits.file_size_bytes
+
+
+def test_filling_scratch_is_stopped(any_level, scratch):
+    limits = sb.Limits(scratch_bytes=8 * 1024**2, file_size_bytes=2 * 1024**2, wall_seconds=30)
+    give_up = 512 * 1024**2   # a broken limit fails the test without filling the disk
+    started = time.monotonic()
+    res = run_program("fill_disk.py", str(1024**2), str(give_up), scratch=scratch, iso=any_level,
+                      limits=limits)
+    assert time.monotonic() - started < HARD_SECONDS
+    assert res.killed_reason == "disk limit", (res.stdout, res.stderr)
+    assert res.timed_out is False
+    assert b"unhindered" not in res.stdout
+    written = sum(p.stat().st_size for p in scratch.glob("fill-*.bin"))
+    assert written < give_up
+
+
+def test_output_flood_is_truncated(any_level, scratch):
+    limits = sb.Limits(output_bytes=64 * 1024)
+    code = "import sys\nfor i in range(1_000_000):\n    sys.stdout.write(f'line {i}\\n')\n"
+    res = run_code(code, scratch=scratch, iso=any_level, limits=limits)
+    assert res.output_truncated is True
+    assert res.killed_reason == "output limit"
+    assert len(res.stdout) == limits.output_bytes
+    expected = "".join(f"line {i}\n" for i in range(20_000)).encode()
+    assert expected.startswith(res.stdout)
+
+
+def test_stderr_flood_is_truncated_too(isolated, scratch):
+    limits = sb.Limits(output_bytes=4096)
+    res = run_code("import sys\nfor _ in range(10_000):\n    sys.stderr.write('e' * 1000)\n",
+                   scratch=scratch, iso=isolated, limits=limits)
+    assert res.output_truncated is True
+    assert res.killed_reason == "output limit"
+    assert res.stderr == b"e" * 4096
+
+
+# --------------------------------------------------------------------------
+# Plumbing
+
+
+def test_returncode_stdin_and_stdout_propagate(any_level, scratch):
+    code = "import sys\ndata = sys.stdin.read()\nprint(data[::-1])\nsys.exit(42)\n"
+    res = run_code(code, scratch=scratch, iso=any_level, stdin=b"hello sandbox")
+    assert res.returncode == 42
+    assert res.stdout == b"xobdnas olleh\n"
+    assert res.timed_out is False and res.killed_reason is None and res.output_truncated is False
+    assert res.isolation == any_level
+
+
+def test_death_by_signal_is_reported_negative(any_level, scratch):
+    res = run_code("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", scratch=scratch, iso=any_level)
+    assert res.returncode == -signal.SIGSEGV
+
+
+def test_large_stdin_is_streamed(isolated, scratch):
+    payload = os.urandom(3 * 1024**2)
+    code = "import sys, hashlib\nprint(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())\n"
+    res = run_code(code, scratch=scratch, iso=isolated, stdin=payload)
+    import hashlib
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().decode() == hashlib.sha256(payload).hexdigest()
+
+
+def test_bad_arguments_raise(scratch):
+    iso = sb.probe_isolation("none")
+    with pytest.raises(NotADirectoryError):
+        sb.run_sandboxed(["true"], scratch=scratch / "missing", isolation=iso)
+    with pytest.raises(FileNotFoundError):
+        sb.run_sandboxed(["true"], scratch=scratch, read_only=[(scratch / "nope", "/opt/x")], isolation=iso)
+    with pytest.raises(ValueError):
+        sb.run_sandboxed(["true"], scratch=scratch, read_only=[(scratch, "relative")], isolation=iso)
+    with pytest.raises(ValueError):
+        sb.run_sandboxed(["true"], scratch=scratch, read_only=[(scratch, "/usr/lib/x")], isolation=iso)
+    with pytest.raises(ValueError):
+        sb.Limits(wall_seconds=0)
+
+
+# --------------------------------------------------------------------------
+# Detection
+
+
+def test_detect_isolation_prefers_bubblewrap():
+    if shutil.which("bwrap") is None and not REQUIRE_BWRAP:
+        pytest.skip(f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}")
+    _isolation("bubblewrap")   # skips (or fails in CI) with the probe's reason if unusable
+    iso = sb.detect_isolation()
+    assert iso.level == "bubblewrap", iso.detail
+    assert "pid" in iso.detail and "net" in iso.detail
+    assert sb.detect_isolation() is iso   # cached
+
+
+def test_detection_degrades_without_tools(monkeypatch):
+    monkeypatch.setattr(sb, "_tool", lambda name: None)
+    iso = sb._probe_uncached("bubblewrap")
+    assert iso.level == "none"
+    assert "bwrap" in iso.detail
+    assert "apt-get install -y bubblewrap" in iso.how_to_enable
+
+
+def test_detect_isolation_never_raises(monkeypatch):
+    def broken(level):
+        raise RuntimeError("probe exploded")
+
+    monkeypatch.setattr(sb, "_probe_uncached", broken)
+    monkeypatch.setattr(sb, "_probe_cache", {})
+    iso = sb.detect_isolation()
+    assert iso.level == "none"
+    assert "exploded" in iso.detail
