@@ -13,6 +13,7 @@ after a failure.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -38,24 +39,25 @@ def main() -> int:
     report({"event": "start"})
     namespace = {"__name__": "__main__"}
     for cell in job["cells"]:
-        error = _run_limited(lambda: exec(compile(_python_only(cell["source"]), f"<cell {cell['id']}>", "exec"),
-                                          namespace), job["cell_timeout"])
+        code = compile(_python_only(cell["source"]), f"<cell {cell['id']}>", "exec")
+        error = _run_limited(functools.partial(exec, code, namespace), job["cell_timeout"])
         report({"event": "cell", "id": cell["id"], "error": error})
     tt = EngineNamespace(namespace)
     for test in job["tests"]:
         for scenario in test["scenarios"]:
             scope = {"np": np}
             exec(compile(scenario["source"], f"<scenario {scenario['name']}>", "exec"), scope)
-            outcome = {}
-
-            def run(function=scope[scenario["name"]], seed=scenario["seed"]):
-                outcome.update(run_scenario(function, tt, seed))
-
+            outcome: dict = {}
+            run = functools.partial(_collect, outcome, run_scenario, scope[scenario["name"]], tt, scenario["seed"])
             error = _run_limited(run, job["scenario_timeout"])
             report({"event": "scenario", "test": test["id"], "scenario": scenario["name"],
                     "result": outcome if not error else {"error": error}})
     report({"event": "done"})
     return 0
+
+
+def _collect(outcome: dict, run_scenario, function, tt, seed: int) -> None:
+    outcome.update(run_scenario(function, tt, seed))
 
 
 def _take_over_stdout():

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 from .checks import nbgrader_meta
-from .course import ASSIGNMENT, NOTEBOOK, nbgrader, release_notebook, source_notebook
+from .course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook
 from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION, fill_stubs, regions
 
 NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
@@ -85,8 +85,7 @@ def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path, keep: P
     """
     workdir = Path(tempfile.mkdtemp(prefix="corpus-course-")) if keep is None else keep
     try:
-        shutil.copy(root / "nbgrader_config.py", workdir / "nbgrader_config.py")
-        shutil.copytree(root / "source", workdir / "source", dirs_exist_ok=True)
+        copy_course(root, workdir, folders=("source",))
         nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=workdir)
         for name, notebook in notebooks.items():
             folder = workdir / "submitted" / name / ASSIGNMENT

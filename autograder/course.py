@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,19 @@ def source_notebook(root: Path) -> Path:
 
 def release_notebook(root: Path) -> Path:
     return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def copy_course(root: Path, destination: Path, folders: tuple[str, ...] = ("source", "release")) -> Path:
+    """A scratch course: the nbgrader configuration and ``folders`` of ``root``, without student data.
+
+    Its gradebook (created by the first nbgrader command run in it) is its own,
+    so tests, the corpus and the demo never touch the course's gradebook.db.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "nbgrader_config.py", destination / "nbgrader_config.py")
+    for folder in folders:
+        shutil.copytree(root / folder, destination / folder, dirs_exist_ok=True)
+    return destination
 
 
 def nbgrader(*args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import nbformat
 
 from .classroom import grade_class
 from .corpus import load_variants
-from .course import ASSIGNMENT, NOTEBOOK
+from .course import ASSIGNMENT, NOTEBOOK, copy_course
 from .validity import corpus_notebooks
 
 
@@ -38,10 +38,7 @@ def engine_demo() -> str:
 
 def build_demo_course(root: Path, workdir: Path) -> list[str]:
     """A copy of the course whose submitted/ holds the corpus plus two broken files; the student ids."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "nbgrader_config.py", workdir / "nbgrader_config.py")
-    for folder in ("source", "release"):
-        shutil.copytree(root / folder, workdir / folder, dirs_exist_ok=True)
+    copy_course(root, workdir)
     notebooks, _ = corpus_notebooks(root, load_variants(root / "corpus" / "validity.py"))
     for student, notebook in notebooks.items():
         folder = workdir / "submitted" / student / ASSIGNMENT

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from autograder import sandbox  # noqa: E402
 from autograder.corpus import instructor_bodies, submission_notebook  # noqa: E402
-from autograder.course import ASSIGNMENT, NOTEBOOK, nbgrader, release_notebook, source_notebook  # noqa: E402
+from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook  # noqa: E402
 from autograder.grader import grade_submission  # noqa: E402
 
 
@@ -71,10 +71,7 @@ def main() -> int:
             if result.score != 100:
                 raise SystemExit(f"in-process grading gave {result.score}")
 
-        course = workdir / "course"
-        course.mkdir()
-        shutil.copy(ROOT / "nbgrader_config.py", course)
-        shutil.copytree(ROOT / "source", course / "source")
+        course = copy_course(ROOT, workdir / "course", folders=("source",))
         nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=course)
         submitted = course / "submitted" / "student" / ASSIGNMENT
         submitted.mkdir(parents=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from autograder.checks import check_cell_metadata, check_clean, check_no_leaks, static_checks
-from autograder.course import ASSIGNMENT, nbgrader, release_notebook, source_notebook
+from autograder.course import ASSIGNMENT, copy_course, nbgrader, release_notebook, source_notebook
 from autograder.scenarios import reference_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +32,7 @@ def test_static_checks_pass_on_the_committed_notebooks():
 
 
 def test_committed_release_equals_a_fresh_generation(tmp_path):
-    shutil.copy(ROOT / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", tmp_path / "source")
+    copy_course(ROOT, tmp_path, folders=("source",))
     nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=tmp_path)
     fresh = release_notebook(tmp_path).read_bytes()
     assert fresh == release_notebook(ROOT).read_bytes(), (

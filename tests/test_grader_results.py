@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -18,9 +17,9 @@ from autograder import grader as grader_module
 from autograder import sandbox
 from autograder.assignment import load_assignment
 from autograder.corpus import instructor_bodies, load_variants, submission_notebook, variant_notebook
-from autograder.course import nbgrader, release_notebook, source_notebook
+from autograder.course import copy_course, nbgrader, release_notebook, source_notebook
 from autograder.feedback import feedback_html, feedback_markdown, write_feedback
-from autograder.formats import render, to_gradescope
+from autograder.formats import render
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.grader import SandboxUnavailable, grade_submission
 
@@ -146,11 +145,7 @@ def test_refuses_without_a_sandbox_unless_told(notebooks, monkeypatch):
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    for folder in ("source", "release"):
-        shutil.copytree(ROOT / folder, root / folder)
-    return root
+    return copy_course(ROOT, tmp_path_factory.mktemp("course"))
 
 
 def test_gradebook_record_replaces_and_nbgrader_export_sees_it(graded, course):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
 import socket
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.corpus import instructor_bodies, submission_notebook
-from autograder.course import release_notebook, source_notebook
+from autograder.course import copy_course, release_notebook, source_notebook
 from autograder.grader import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +52,7 @@ def isolation():
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """A copy of the course with a gradebook whose bytes the attacks must not change."""
-    root = tmp_path_factory.mktemp("tamper-course")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    for folder in ("source", "release"):
-        shutil.copytree(ROOT / folder, root / folder)
+    root = copy_course(ROOT, tmp_path_factory.mktemp("tamper-course"))
     (root / "gradebook.db").write_bytes(b"the instructor's gradebook")
     return root
 
