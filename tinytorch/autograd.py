@@ -89,4 +89,5 @@ def _accumulate(tensor, grad: np.ndarray) -> None:
         # broadcast view; ``.grad`` must be an array no other tensor sees.
         tensor.grad = np.array(grad, dtype=tensor.dtype, copy=True)
     else:
-        tensor.grad = (tensor.grad + grad).astype(tensor.dtype, copy=False)
+        # asarray: adding two 0-d arrays gives a numpy scalar, not an array.
+        tensor.grad = np.asarray(tensor.grad + grad, dtype=tensor.dtype)

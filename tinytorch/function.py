@@ -5,10 +5,11 @@ forward operation (see ``tensor.py``) and holds two things:
 
 * ``inputs``: the tensors the operation read, in order.  These are the graph's
   edges; the backward pass follows them from the output towards the leaves.
-* whatever its ``apply`` needs to turn the gradient of the output into
-  gradients of the inputs, and nothing more.  ``AddBackward`` keeps only the
-  input shapes; ``MulBackward`` keeps the operand arrays, and only those that
-  a gradient actually needs.
+* whatever else its ``apply`` needs to turn the gradient of the output into
+  gradients of the inputs, and nothing more.  ``AddBackward`` needs nothing
+  else: the shapes to reduce its gradient to are those of its inputs.
+  ``MulBackward`` keeps the operand arrays, and only those that a gradient
+  actually needs.
 
 A Function never refers to the tensor it produced.  That keeps the graph free
 of reference cycles: dropping the output frees the whole graph through
@@ -54,7 +55,9 @@ class Function:
     Each returned gradient has the shape of its input.
     """
 
-    __slots__ = ("inputs",)
+    # __weakref__ lets tests and tools watch a node being freed without
+    # keeping it alive themselves.
+    __slots__ = ("inputs", "__weakref__")
 
     def __init__(self, *inputs) -> None:
         self.inputs = inputs
@@ -69,74 +72,66 @@ class Function:
 class AddBackward(Function):
     """z = a + b:  dz/da = 1, dz/db = 1, so the gradient passes through unchanged."""
 
-    __slots__ = ("a_shape", "b_shape")
-
-    def __init__(self, a, b) -> None:
-        super().__init__(a, b)
-        self.a_shape, self.b_shape = a.shape, b.shape
+    __slots__ = ()
 
     def apply(self, grad_output):
         a, b = self.inputs
         return (
-            unbroadcast(grad_output, self.a_shape) if a.requires_grad else None,
-            unbroadcast(grad_output, self.b_shape) if b.requires_grad else None,
+            unbroadcast(grad_output, a.shape) if a.requires_grad else None,
+            unbroadcast(grad_output, b.shape) if b.requires_grad else None,
         )
 
 
 class SubBackward(Function):
     """z = a - b:  dz/da = 1, dz/db = -1."""
 
-    __slots__ = ("a_shape", "b_shape")
-
-    def __init__(self, a, b) -> None:
-        super().__init__(a, b)
-        self.a_shape, self.b_shape = a.shape, b.shape
+    __slots__ = ()
 
     def apply(self, grad_output):
         a, b = self.inputs
         return (
-            unbroadcast(grad_output, self.a_shape) if a.requires_grad else None,
-            unbroadcast(-grad_output, self.b_shape) if b.requires_grad else None,
+            unbroadcast(grad_output, a.shape) if a.requires_grad else None,
+            unbroadcast(-grad_output, b.shape) if b.requires_grad else None,
         )
 
 
 class MulBackward(Function):
     """z = a * b:  dz/da = b, dz/db = a: each gradient is scaled by the *other* operand."""
 
-    __slots__ = ("a_data", "b_data", "a_shape", "b_shape")
+    __slots__ = ("a_data", "b_data")
 
     def __init__(self, a, b) -> None:
         super().__init__(a, b)
-        # a's gradient needs b's values and the other way round.
+        # a's gradient needs b's values and the other way round.  Which
+        # gradients exist is decided here, when the node is recorded: what
+        # was saved (not a requires_grad flag changed later) says it.
         self.a_data = a.data if b.requires_grad else None
         self.b_data = b.data if a.requires_grad else None
-        self.a_shape, self.b_shape = a.shape, b.shape
 
     def apply(self, grad_output):
         a, b = self.inputs
         return (
-            unbroadcast(grad_output * self.b_data, self.a_shape) if a.requires_grad else None,
-            unbroadcast(grad_output * self.a_data, self.b_shape) if b.requires_grad else None,
+            unbroadcast(grad_output * self.b_data, a.shape) if self.b_data is not None else None,
+            unbroadcast(grad_output * self.a_data, b.shape) if self.a_data is not None else None,
         )
 
 
 class DivBackward(Function):
     """z = a / b:  dz/da = 1 / b, dz/db = -a / b**2."""
 
-    __slots__ = ("a_data", "b_data", "a_shape", "b_shape")
+    __slots__ = ("a_data", "b_data")
 
     def __init__(self, a, b) -> None:
         super().__init__(a, b)
         self.a_data = a.data if b.requires_grad else None
         self.b_data = b.data
-        self.a_shape, self.b_shape = a.shape, b.shape
 
     def apply(self, grad_output):
         a, b = self.inputs
         return (
-            unbroadcast(grad_output / self.b_data, self.a_shape) if a.requires_grad else None,
-            unbroadcast(-grad_output * self.a_data / self.b_data**2, self.b_shape)
-            if b.requires_grad
+            unbroadcast(grad_output / self.b_data, a.shape) if a.requires_grad else None,
+            unbroadcast(-grad_output * self.a_data / self.b_data**2, b.shape)
+            if self.a_data is not None
             else None,
         )
 
@@ -184,19 +179,22 @@ class MatMulBackward(Function):
         a, b = self.inputs
         a_shape, b_shape = a.shape, b.shape
         # Give 1-D operands (and the gradient) the matrix shape numpy used.
+        # The column axis goes in first: for a 1-D @ 1-D dot product the
+        # gradient is 0-d, and the row axis can only go in front of an axis.
         g = grad_output
-        if len(a_shape) == 1:
-            g = np.expand_dims(g, -2)
         if len(b_shape) == 1:
             g = np.expand_dims(g, -1)
+        if len(a_shape) == 1:
+            g = np.expand_dims(g, -2)
         grad_a = grad_b = None
-        if a.requires_grad:
+        # As in MulBackward: the saved operands say which gradients were wanted.
+        if self.b_data is not None:
             b_mat = self.b_data if len(b_shape) > 1 else self.b_data[:, None]
             grad_a = g @ np.swapaxes(b_mat, -1, -2)
             if len(a_shape) == 1:
                 grad_a = np.squeeze(grad_a, -2)
             grad_a = unbroadcast(grad_a, a_shape)
-        if b.requires_grad:
+        if self.a_data is not None:
             a_mat = self.a_data if len(a_shape) > 1 else self.a_data[None, :]
             grad_b = np.swapaxes(a_mat, -1, -2) @ g
             if len(b_shape) == 1:
