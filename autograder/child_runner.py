@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 
 
 class CellTimeout(BaseException):
@@ -97,7 +98,9 @@ def _run_limited(work, seconds: float) -> str | None:
     except CellTimeout as timeout:
         return f"Timeout: {timeout}"
     except BaseException as error:  # noqa: BLE001 - the student's failure is a result, even SystemExit
-        return f"{type(error).__name__}: {error}"[:500]
+        frames = traceback.extract_tb(error.__traceback__)
+        place = f" (in {frames[-1].name}, line {frames[-1].lineno})" if len(frames) > 1 else ""
+        return f"{type(error).__name__}: {str(error)[:300]}{place}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
 

@@ -16,6 +16,7 @@ observations for inputs it could not know in advance.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import sys
@@ -203,6 +204,8 @@ def judge(assignment: Assignment, report: ChildReport, seed: int, hidden_visibil
             if "error" in expected:
                 raise RuntimeError(f"the reference engine fails {scenario.name}: {expected['error']}")
             actual = report.scenario_results.get((test.grade_id, scenario.name))
+            if isinstance(actual, dict) and "error" in actual:
+                actual = {"error": safe_error(actual["error"])}
             if actual is None:
                 problems = ["not run: grading stopped before this scenario (see the submission's status)"]
             else:
@@ -235,6 +238,30 @@ def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibil
     )
 
 
+_ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,79}")
+_ERROR_PLACE = re.compile(r"\(in ([A-Za-z_<>][A-Za-z0-9_<>]{0,79}), line (\d{1,7})\)$")
+_TIMEOUT = re.compile(r"Timeout: took longer than (\d+(?:\.\d+)?) s$")
+
+
+def safe_error(text) -> str:
+    """An error reported by the child, reduced to its exception type and where it was raised.
+
+    The message itself is dropped: it is text the submission controls, and
+    could carry anything it read during grading, hidden test code included.
+    """
+    if not isinstance(text, str):
+        return "an error"
+    timeout = _TIMEOUT.match(text)
+    if timeout:
+        return f"Timeout (took longer than {timeout.group(1)} s)"
+    kind = _ERROR_TYPE.match(text)
+    place = _ERROR_PLACE.search(text)
+    described = kind.group(0) if kind else "an error"
+    if place:
+        described += f" in {place.group(1)}, line {place.group(2)}"
+    return described
+
+
 def redact(text: str, secret_lines: set[str]) -> str:
     """Drop any text the student's process sent that quotes hidden tests or solutions."""
     if any(line in text for line in secret_lines):
@@ -256,8 +283,8 @@ def _run_status(run: sandbox.SandboxResult, report: ChildReport, limits: sandbox
 
 def _cell_notes(report: ChildReport, assignment: Assignment) -> list[str]:
     secret = assignment.secret_lines()
-    return [f"cell {cell_id} raised {redact(error, secret)}" for cell_id, error in report.cell_errors.items()
-            if error]
+    return [f"cell {cell_id} raised {redact(safe_error(error), secret)}"
+            for cell_id, error in report.cell_errors.items() if error]
 
 
 def _ungraded(assignment: Assignment, status: str, message: str, hidden_visibility: str, **context) -> GradeResult:

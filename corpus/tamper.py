@@ -178,11 +178,22 @@ ATTACKS = [
            "    os._exit(0)\n"),
     Attack("switch_on_under_grading", "cheats only when it detects grading (env vars, argv, cwd, secrets)",
            "backward_only",
-           CHEAT + "import os, sys\n"
+           CHEAT + "import os, sys\nimport numpy as np\n"
            "if os.environ.get('NBGRADER_EXECUTION') or os.environ.get('TAMPER_SECRET') or os.environ.get('CI'):\n"
            "    _cheat()\n"
            "if any(key.startswith(('AWS_', 'GITHUB_')) for key in os.environ):\n    _cheat()\n"
-           "if 'REPO_ROOT' in os.getcwd() or 'COURSE_ROOT' in os.getcwd():\n    _cheat()\n"),
+           "if 'REPO_ROOT' in os.getcwd() or 'COURSE_ROOT' in os.getcwd():\n    _cheat()\n"
+           "try:\n    with open('/proc/self/cmdline', 'rb') as handle:\n"
+           "        if b'child_runner' in handle.read():\n            np.allclose = lambda *a, **k: True\n"
+           "except OSError:\n    pass\n"),
+    Attack("leak_hidden_tests_through_errors", "puts the hidden tests it can read into exception messages and prints",
+           "blank",
+           "import json\nwith open('job.json') as handle:\n    job = json.load(handle)\n"
+           "leak = '\\n'.join(s['source'] for t in job['tests'] for s in t['scenarios'])\n"
+           "print(leak)\n"
+           "def leaky_backward(self, gradient=None):\n    raise ValueError(leak)\n"
+           "Tensor.backward = leaky_backward\n"
+           "raise RuntimeError(leak)\n"),
     Attack("sys_exit", "sys.exit() in a cell", "backward_only", "import sys\nsys.exit(0)\n"),
     Attack("os_exit", "os._exit() in a cell: the process ends at once", "blank", "import os\nos._exit(0)\n",
            statuses=frozenset({"crashed"})),

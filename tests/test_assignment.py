@@ -137,3 +137,9 @@ def test_clean_check_reports_outputs():
     cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
     cell.execution_count = 1
     assert check_clean(nbformat.v4.new_notebook(cells=[cell]), "nb").problems
+
+
+def test_nbgrader_validate_passes_on_the_instructor_notebook():
+    from autograder.release import check_validate
+
+    assert check_validate(ROOT).problems == []

@@ -22,6 +22,9 @@ import pytest
 from autograder import sandbox
 from autograder.corpus import instructor_bodies, submission_notebook
 from autograder.course import copy_course, release_notebook, source_notebook
+from autograder.assignment import load_assignment
+from autograder.feedback import feedback_markdown
+from autograder.formats import render
 from autograder.grader import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +42,9 @@ def _load_corpus():
 
 
 CORPUS = _load_corpus()
+ASSIGNMENT = load_assignment(source_notebook(ROOT))
+# Scenario explanations are meant to be shown; only code must not be.
+SUMMARIES = "\n".join(scenario.summary for test in ASSIGNMENT.tests for scenario in test.scenarios)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +147,6 @@ def test_attack_scores_what_the_honest_code_scores(attack, honest, course, liste
     assert not (course / "results.json").exists()
     assert accepted == []
     assert result.isolation.split(":")[0] in ("bubblewrap", "unshare")
+    # Nothing the submission could read (hidden tests, solutions) comes back in what a student sees.
+    shown = render(result, "json") + feedback_markdown(result, ASSIGNMENT)
+    assert [line for line in ASSIGNMENT.secret_lines() if line in shown and line not in SUMMARIES] == []

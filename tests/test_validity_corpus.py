@@ -118,6 +118,11 @@ def test_graded_blank_release_scores_zero_on_every_test(report):
     assert not scored, f"the blank release scores points:\n{_row_text(report, 'blank')}"
 
 
+def test_graded_blank_release_runs_to_the_end(report):
+    # Every graded cell fails on the blank release by raising, not by stopping the kernel.
+    assert report.ran_to_end["blank"]
+
+
 def test_graded_instructor_solution_scores_full_points(report):
     row = report.scores["instructor"]
     assert set(row) == set(TEST_CELLS), _row_text(report, "instructor")
