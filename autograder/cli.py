@@ -3,6 +3,7 @@
     python -m autograder release              generate release/ from source/ and check the assignment
     python -m autograder grade NOTEBOOK       grade one submission in the sandbox
     python -m autograder grade-class          grade every notebook under submitted/, into gradebook.db
+    python -m autograder report               the class's scores from gradebook.db, student x test
     python -m autograder demo                 grade a demo class made from the validity corpus
     python -m autograder corpus               the validity corpus as a matrix (--grader nbgrader|trusted)
 """
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade_class = sub.add_parser("grade-class", help="grade every submission under submitted/")
     grade_class.add_argument("--csv", type=Path, help="also write the class's scores as CSV here")
     _common_grading_options(grade_class)
+
+    report = sub.add_parser("report", help="the class's scores from gradebook.db, student x test")
+    report.add_argument("--csv", type=Path, help="also write them as CSV here")
 
     demo = sub.add_parser("demo", help="grade a demo class made from the validity corpus")
     demo.add_argument("--workdir", type=Path, help="where to build the demo course (default: a temporary folder)")
@@ -114,6 +118,26 @@ def _grade_class(args, root: Path) -> int:
     return 0
 
 
+def _report(args, root: Path) -> int:
+    from .corpus import format_matrix
+    from .gradebook import assignment_in_gradebook, class_scores
+
+    if not assignment_in_gradebook(root):
+        print("gradebook.db has no grades for this assignment yet: run grade-class first", file=sys.stderr)
+        return 1
+    scores = class_scores(root=root)
+    print(format_matrix(scores))
+    if args.csv:
+        tests = sorted({grade_id for row in scores.values() for grade_id in row})
+        lines = [",".join(["student", *tests, "total"])]
+        for student, row in scores.items():
+            cells = [row[t].score if t in row and row[t].score is not None else "" for t in tests]
+            total = sum(cell.score or 0 for cell in row.values())
+            lines.append(",".join(str(value) for value in [student, *cells, total]))
+        args.csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
 def _demo(args, root: Path) -> int:
     from . import sandbox
     from .demo import run_demo
@@ -143,4 +167,5 @@ def _corpus(args, root: Path) -> int:
     return 0 if report.all_as_expected else 1
 
 
-COMMANDS = {"release": _release, "grade": _grade, "grade-class": _grade_class, "demo": _demo, "corpus": _corpus}
+COMMANDS = {"release": _release, "grade": _grade, "grade-class": _grade_class, "report": _report,
+            "demo": _demo, "corpus": _corpus}

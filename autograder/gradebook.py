@@ -63,3 +63,23 @@ def scores_in_gradebook(student: str, *, root: Path) -> dict[str, tuple[float | 
     with Gradebook(gradebook_url(root)) as gradebook:
         submitted = gradebook.find_submission_notebook(NOTEBOOK_NAME, ASSIGNMENT, student)
         return {grade.name: (grade.score, grade.needs_manual_grade) for grade in submitted.grades}
+
+
+def class_scores(*, root: Path):
+    """Every student's autograded scores for the assignment: student -> grade_id -> CellScore."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from .corpus import CellScore
+
+    scores = {}
+    with Gradebook(gradebook_url(root)) as gradebook:
+        for student in sorted(s.id for s in gradebook.students):
+            try:
+                submitted = gradebook.find_submission_notebook(NOTEBOOK_NAME, ASSIGNMENT, student)
+            except MissingEntry:
+                continue
+            scores[student] = {
+                grade.name: CellScore(None if grade.needs_manual_grade else grade.score, grade.max_score)
+                for grade in submitted.grades
+            }
+    return scores

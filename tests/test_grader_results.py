@@ -175,3 +175,14 @@ def test_grade_command_exit_code_and_json_file(notebooks, tmp_path):
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text())["score"] == 0
     assert (tmp_path / "fb" / "feedback.html").exists()
+
+
+def test_report_command_reads_the_gradebook(graded, course, tmp_path, capsys):
+    from autograder.cli import main
+
+    record(graded["instructor"], root=course)
+    out = tmp_path / "class.csv"
+    assert main(["--root", str(course), "report", "--csv", str(out)]) == 0
+    assert "instructor" in capsys.readouterr().out
+    rows = {row["student"]: row for row in csv.DictReader(out.open())}
+    assert float(rows["instructor"]["total"]) == 100
