@@ -65,18 +65,25 @@ def check_no_leaks(source_nb, release_nb) -> CheckResult:
     out` in given code) is not a leak and is not counted.
     """
     result = CheckResult("no solution or hidden test in the release")
-    secret, public = set(), set()
-    for cell in source_nb.cells:
-        secret |= region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)
-        secret |= region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)
-        public |= {line.strip() for line in _outside_regions(cell.source)}
     released = {line.strip() for cell in release_nb.cells for line in cell.source.splitlines()}
-    for line in sorted((secret - public) & released):
+    for line in sorted(secret_only_lines(source_nb) & released):
         result.problems.append(f"the release contains the hidden line {line!r}")
     markers = (BEGIN_SOLUTION, BEGIN_HIDDEN)
     if any(marker in cell.source for cell in release_nb.cells for marker in markers):
         result.problems.append("the release still contains region markers")
     return result
+
+
+def secret_only_lines(source_nb, *, hidden_only: bool = False) -> set[str]:
+    """Stripped lines of the solution and hidden-test regions (or hidden tests only) that stand
+    nowhere else in the notebook: the lines whose appearance anywhere public is a leak."""
+    secret, public = set(), set()
+    for cell in source_nb.cells:
+        if not hidden_only:
+            secret |= region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)
+        secret |= region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)
+        public |= {line.strip() for line in _outside_regions(cell.source)}
+    return secret - public
 
 
 def _outside_regions(source: str) -> list[str]:
