@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .notebook_regions import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION, regions
+from .notebook_regions import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION, outside_regions, regions
 
 
 @dataclass(frozen=True)
@@ -114,4 +114,8 @@ def _test_cell(cell: _Cell, meta: dict) -> TestCell:
     )
     first = cell.source.lstrip().splitlines()[0] if cell.source.strip() else ""
     title = first.lstrip("# ").strip() if first.startswith("#") else meta["grade_id"]
-    return TestCell(meta["grade_id"], float(meta["points"]), BEGIN_HIDDEN in cell.source, title, scenarios)
+    # Hidden: students see none of its scenarios.  A visible test cell may also hold hidden
+    # twins of its checks on random inputs; it stays visible.
+    visible_part = "\n".join(outside_regions(cell.source))
+    hidden = BEGIN_HIDDEN in cell.source and "def scenario_" not in visible_part
+    return TestCell(meta["grade_id"], float(meta["points"]), hidden, title, scenarios)

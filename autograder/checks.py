@@ -17,6 +17,7 @@ from .notebook_regions import (
     BEGIN_SOLUTION,
     END_HIDDEN,
     END_SOLUTION,
+    outside_regions,
     region_lines,
     regions,
 )
@@ -82,21 +83,8 @@ def secret_only_lines(source_nb, *, hidden_only: bool = False) -> set[str]:
         if not hidden_only:
             secret |= region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)
         secret |= region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)
-        public |= {line.strip() for line in _outside_regions(cell.source)}
+        public |= {line.strip() for line in outside_regions(cell.source)}
     return secret - public
-
-
-def _outside_regions(source: str) -> list[str]:
-    lines, depth = [], 0
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped in (BEGIN_SOLUTION, BEGIN_HIDDEN):
-            depth += 1
-        elif stripped in (END_SOLUTION, END_HIDDEN):
-            depth -= 1
-        elif depth == 0:
-            lines.append(line)
-    return lines
 
 
 def check_clean(notebook, label: str) -> CheckResult:

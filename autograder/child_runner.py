@@ -40,9 +40,8 @@ def main() -> int:
     report({"event": "start"})
     namespace = {"__name__": "__main__"}
     for cell in job["cells"]:
-        code = compile(_python_only(cell["source"]), f"<cell {cell['id']}>", "exec")
-        error = _run_limited(functools.partial(exec, code, namespace), job["cell_timeout"])
-        report({"event": "cell", "id": cell["id"], "error": error})
+        run = functools.partial(_run_cell, cell["source"], f"<cell {cell['id']}>", namespace)
+        report({"event": "cell", "id": cell["id"], "error": _run_limited(run, job["cell_timeout"])})
     tt = EngineNamespace(namespace)
     for test in job["tests"]:
         for scenario in test["scenarios"]:
@@ -73,6 +72,15 @@ def _take_over_stdout():
         reports.flush()
 
     return report
+
+
+def _run_cell(source: str, name: str, namespace: dict) -> None:
+    """Run a notebook cell; if it is not Python because of IPython magics, run it without them."""
+    try:
+        code = compile(source, name, "exec")
+    except SyntaxError:
+        code = compile(_python_only(source), name, "exec")
+    exec(code, namespace)
 
 
 def _python_only(source: str) -> str:

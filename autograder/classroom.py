@@ -15,7 +15,7 @@ from .assignment import load_assignment
 from .course import ASSIGNMENT, NOTEBOOK, source_notebook
 from .feedback import write_feedback
 from .gradebook import ensure_assignment, record
-from .grader import GradeResult, grade_submission
+from .grader import GradeResult, SandboxUnavailable, grade_submission, ungraded
 
 
 @dataclass
@@ -56,8 +56,16 @@ def grade_class(root: Path, *, base_seed: int | None = None, allow_unsandboxed: 
     results = []
     for student, path in submissions(root):
         # A missing notebook is graded too: the student gets the status "missing", not silence.
-        result = grade_submission(path, root=root, student=student, base_seed=base_seed,
-                                  allow_unsandboxed=allow_unsandboxed)
+        try:
+            result = grade_submission(path, root=root, student=student, base_seed=base_seed,
+                                      allow_unsandboxed=allow_unsandboxed)
+        except SandboxUnavailable:
+            raise  # no student can be graded: stop and say how to get a sandbox
+        except Exception as error:  # noqa: BLE001 - one submission must not stop the class
+            result = ungraded(assignment, "grader_error",
+                              f"the grader failed on this submission ({type(error).__name__}); it scores 0 "
+                              "until an instructor regrades it", student=student, submission=path.name,
+                              seed=base_seed or 0, isolation="not reached")
         record(result, root=root)
         write_feedback(result, assignment, root / "feedback" / student / ASSIGNMENT)
         progress(f"{student}: {result.score:g}/{result.max_score:g} ({result.status})")

@@ -43,6 +43,20 @@ def region_lines(source: str, begin: str, end: str) -> set[str]:
     }
 
 
+def outside_regions(source: str) -> list[str]:
+    """The lines of ``source`` outside every solution and hidden-test region."""
+    lines, depth = [], 0
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped in (BEGIN_SOLUTION, BEGIN_HIDDEN):
+            depth += 1
+        elif stripped in (END_SOLUTION, END_HIDDEN):
+            depth -= 1
+        elif depth == 0:
+            lines.append(line)
+    return lines
+
+
 def fill_stubs(release_source: str, bodies: list[str]) -> str:
     """Put ``bodies`` in place of the release cell's stubs, in order, at each stub's indentation."""
     lines = release_source.splitlines()

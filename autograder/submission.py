@@ -55,6 +55,9 @@ def _parse(raw: bytes):
     except json.JSONDecodeError as error:
         return None, (f"the file is not valid notebook JSON (line {error.lineno}: {error.msg}); "
                       "it may be truncated: download it again from Jupyter and resubmit")
+    except (ValueError, RecursionError):
+        # Numbers too long to convert, or nesting deeper than any notebook has.
+        return None, "the file is JSON no Jupyter notebook would contain: submit the .ipynb file Jupyter saved"
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         return None, "the file is JSON but not a Jupyter notebook: submit the .ipynb file"
     if data.get("nbformat") != 4:
@@ -72,20 +75,20 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     found: dict[str, str] = {}
     notes: list[str] = []
     for cell in notebook.get("cells", []):
-        if not isinstance(cell, dict):
-            continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        grade_id = _grade_id(cell)
         if grade_id not in wanted:
             continue
         if cell.get("cell_type") != "code":
-            notes.append(f"cell {grade_id} was changed into a {cell.get('cell_type')} cell: graded as not attempted")
+            _note_once(notes, f"cell {grade_id} was changed into a non-code cell: graded as not attempted")
             continue
         if grade_id in found:
-            notes.append(f"cell {grade_id} appears more than once: the first copy was graded")
+            _note_once(notes, f"cell {grade_id} appears more than once: the first copy was graded")
             continue
-        source = cell.get("source", "")
-        found[grade_id] = "".join(source) if isinstance(source, list) else str(source)
+        source = _source_text(cell.get("source", ""))
+        if source is None:
+            _note_once(notes, f"cell {grade_id} has no readable source: graded as not attempted")
+            continue
+        found[grade_id] = source
     if not found:
         return ReadSubmission(
             "wrong_assignment",
@@ -93,9 +96,34 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
             + "): is it the right notebook? Submit the notebook from release/05_autograd",
         )
     for grade_id in assignment.solution_ids:
-        if grade_id not in found and not any(grade_id in note for note in notes):
+        if grade_id not in found and not any(f"cell {grade_id} " in note for note in notes):
             notes.append(f"cell {grade_id} is missing from the notebook: graded as not attempted")
     return ReadSubmission("ok", "", found, notes)
+
+
+def _grade_id(cell) -> str | None:
+    """The cell's nbgrader grade_id if the cell is shaped as nbgrader writes it, else None."""
+    if not isinstance(cell, dict):
+        return None
+    metadata = cell.get("metadata")
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
+
+
+def _source_text(source) -> str | None:
+    """A cell's source as one string; None if it is not a string or a list of strings."""
+    if isinstance(source, str):
+        return source
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    return None
+
+
+def _note_once(notes: list[str], note: str) -> None:
+    # A notebook with thousands of copies of a cell gets one note, not thousands.
+    if note not in notes:
+        notes.append(note)
 
 
 def blank_solution(cell: EngineCell) -> str:

@@ -194,6 +194,37 @@ ATTACKS = [
            "def leaky_backward(self, gradient=None):\n    raise ValueError(leak)\n"
            "Tensor.backward = leaky_backward\n"
            "raise RuntimeError(leak)\n"),
+    Attack("replay_known_answers", "writes the visible tests' worked answers as results before the runner does",
+           "blank",
+           "import json, os\n"
+           "def arr(*values):\n    return {'kind': 'ndarray', 'dtype': 'float64', 'shape': [], 'values': list(values)}\n"
+           "answers = [('test_add_visible', 'scenario_add_worked_example', {'z': arr(5.0), 'x.grad': arr(1.0),\n"
+           "            'y.grad': arr(1.0), 'z.grad_fn': 'AddBackward', 'inputs are (x, y)': True}),\n"
+           "           ('test_complex_graph_visible', 'scenario_diamond_with_mul', {'x.grad': arr(21.0)}),\n"
+           "           ('test_complex_graph_visible', 'scenario_complex_graph',\n"
+           "            {'f': arr(5.0), 'x.grad': arr(6.0), 'y.grad': arr(-4.0)})]\n"
+           "for fd in range(3, 12):\n    for test, scenario, observed in answers:\n        try:\n"
+           "            os.write(fd, (json.dumps({'event': 'scenario', 'test': test, 'scenario': scenario,\n"
+           "                                      'result': {'observed': observed}}) + '\\n').encode())\n"
+           "        except OSError:\n            pass\n"),
+    Attack("malformed_report_lines", "writes deeply nested JSON, huge numbers and lone surrogates as results",
+           "blank",
+           "import os\nlines = [b'[' * 200000, b'{\"event\": \"scenario\", \"test\": \"test_add_visible\", '\n"
+           "         b'\"scenario\": \"scenario_add_worked_example\", \"result\": {\"observed\": {\"z\": ' + b'9' * 500 + b'}}}',\n"
+           "         b'{\"event\": \"cell\", \"id\": \"exercise_mul\", \"error\": \"\\\\ud800\"}']\n"
+           "for fd in range(3, 12):\n    for line in lines:\n        try:\n            os.write(fd, line + b'\\n')\n"
+           "        except OSError:\n            pass\n"
+           "def odd_backward(self, gradient=None):\n    self.grad = '\\ud800' * 3\n"
+           "Tensor.backward = odd_backward\n"),
+    Attack("forge_done_then_exit", "claims to be done, then exits before any test ran", "blank",
+           "import json, os\nfor fd in range(3, 12):\n    try:\n"
+           "        os.write(fd, b'{\"event\": \"done\"}\\n')\n    except OSError:\n        pass\nos._exit(0)\n",
+           statuses=frozenset({"crashed"})),
+    Attack("deeply_nested_folders", "leaves a folder nested thousands of levels deep in its scratch space",
+           "backward_only",
+           "import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(os.path.expanduser('~'))\n"),
+    Attack("lines_starting_with_bang", "honest code with a continuation line that starts with != (not a magic)",
+           "backward_only", "_flag = (1\n         != 2)\n"),
     Attack("sys_exit", "sys.exit() in a cell", "backward_only", "import sys\nsys.exit(0)\n"),
     Attack("os_exit", "os._exit() in a cell: the process ends at once", "blank", "import os\nos._exit(0)\n",
            statuses=frozenset({"crashed"})),

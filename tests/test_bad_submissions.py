@@ -32,6 +32,14 @@ def _other_assignment_text() -> str:
     return nbformat.writes(other)
 
 
+def _release_with(change) -> str:
+    """The release notebook as JSON text, after ``change`` edits its exercise_add cell (a dict)."""
+    data = json.loads(RELEASE_TEXT)
+    cell = next(c for c in data["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "exercise_add")
+    change(cell)
+    return json.dumps(data)
+
+
 BAD_FILES = {
     # name: (bytes of the file, status, a phrase the message must contain)
     "not_json": (b"print('hello')\n", "invalid_notebook", "not valid notebook JSON"),
@@ -42,7 +50,27 @@ BAD_FILES = {
     "binary_garbage": (bytes(range(256)) * 64, "invalid_notebook", "not UTF-8"),
     "latin1_text": ("{\"cells\": [], \"note\": \"caf\u00e9\"}".encode("latin-1"), "invalid_notebook", "not UTF-8"),
     "json_but_not_notebook": (b"[1, 2, 3]", "invalid_notebook", "not a Jupyter notebook"),
+    "deeply_nested_json": (b"[" * 100_000, "invalid_notebook", "JSON"),
+    "huge_integer": (b'{"cells": [], "nbformat": ' + b"9" * 5000 + b"}", "invalid_notebook", "JSON"),
 }
+
+# Notebooks that parse but whose exercise_add cell is malformed: graded, that cell as not attempted.
+MALFORMED_CELLS = {
+    "metadata_is_a_string": lambda cell: cell.update(metadata="x"),
+    "metadata_is_null": lambda cell: cell.update(metadata=None),
+    "grade_id_is_a_list": lambda cell: cell["metadata"]["nbgrader"].update(grade_id=["exercise_add"]),
+    "source_is_a_list_of_numbers": lambda cell: cell.update(source=[1, 2]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_CELLS))
+def test_malformed_cell_is_graded_as_not_attempted(tmp_path, name):
+    path = tmp_path / "malformed.ipynb"
+    path.write_text(_release_with(MALFORMED_CELLS[name]), encoding="utf-8")
+    read = read_submission(path, ASSIGNMENT)
+    assert read.status == "ok"
+    assert "exercise_add" not in read.solutions and "exercise_backward" in read.solutions
+    assert any("exercise_add" in note for note in read.notes)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
@@ -92,7 +120,7 @@ def test_deleted_and_retyped_solution_cells_are_graded_as_not_attempted(tmp_path
     assert read.status == "ok"
     assert "exercise_add" not in read.solutions and "exercise_mul" not in read.solutions
     assert any("exercise_add is missing" in note for note in read.notes)
-    assert any("exercise_mul was changed into a markdown cell" in note for note in read.notes)
+    assert any("exercise_mul was changed into a non-code cell" in note for note in read.notes)
 
 
 def test_duplicated_solution_cell_grades_the_first_copy(tmp_path):

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -145,8 +146,12 @@ def test_attack_scores_what_the_honest_code_scores(attack, honest, course, liste
     assert _surviving(marker) == []
     assert hashlib.sha256((course / "gradebook.db").read_bytes()).hexdigest() == gradebook_before
     assert not (course / "results.json").exists()
+    assert not list(Path(tempfile.gettempdir()).glob("grade-*/d")), "a scratch folder was left behind"
     assert accepted == []
     assert result.isolation.split(":")[0] in ("bubblewrap", "unshare")
     # Nothing the submission could read (hidden tests, solutions) comes back in what a student sees.
-    shown = render(result, "json") + feedback_markdown(result, ASSIGNMENT)
+    # Every output format renders (a lone surrogate or a control character must not break them).
+    shown = "".join(render(result, fmt) for fmt in ("json", "text", "markdown", "junit"))
+    shown += feedback_markdown(result, ASSIGNMENT)
+    shown.encode("utf-8")
     assert [line for line in ASSIGNMENT.secret_lines() if line in shown and line not in SUMMARIES] == []
