@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -215,3 +216,26 @@ def test_report_command_reads_the_gradebook(graded, course, tmp_path, capsys):
     assert "instructor" in capsys.readouterr().out
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert float(rows["instructor"]["total"]) == 100
+
+
+def test_grade_class_goes_on_when_the_grader_fails_on_one_submission(notebooks, tmp_path, monkeypatch):
+    from autograder import classroom
+    from autograder.course import ASSIGNMENT as ASSIGNMENT_ID, NOTEBOOK
+
+    course = copy_course(ROOT, tmp_path / "course")
+    for student in ("alice", "bob", "carol"):
+        folder = course / "submitted" / student / ASSIGNMENT_ID
+        folder.mkdir(parents=True)
+        shutil.copy(notebooks["instructor"], folder / NOTEBOOK)
+    real = classroom.grade_submission
+
+    def breaks_on_bob(path, **kwargs):
+        if kwargs["student"] == "bob":
+            raise RecursionError("a grader bug")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(classroom, "grade_submission", breaks_on_bob)
+    report = classroom.grade_class(course, base_seed=5, allow_unsandboxed=UNSANDBOXED, progress=lambda text: None)
+    statuses = {result.student: (result.status, result.score) for result in report.results}
+    assert statuses == {"alice": ("graded", 100), "bob": ("grader_error", 0), "carol": ("graded", 100)}
+    assert sum(score for score, _ in scores_in_gradebook("bob", root=course).values()) == 0
