@@ -22,6 +22,14 @@ class Scenario:
     source: str  # the scenario function's definition, runnable on its own with `np` in scope
     summary: str  # its docstring: what a student reads when it fails
 
+    def function(self):
+        """The scenario as a function, compiled from the instructor's source (trusted code)."""
+        import numpy as np
+
+        scope = {"np": np}
+        exec(compile(self.source, f"<scenario {self.name}>", "exec"), scope)
+        return scope[self.name]
+
 
 @dataclass(frozen=True)
 class TestCell:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -129,12 +130,12 @@ def _report(args, root: Path) -> int:
     print(format_matrix(scores))
     if args.csv:
         tests = sorted({grade_id for row in scores.values() for grade_id in row})
-        lines = [",".join(["student", *tests, "total"])]
-        for student, row in scores.items():
-            cells = [row[t].score if t in row and row[t].score is not None else "" for t in tests]
-            total = sum(cell.score or 0 for cell in row.values())
-            lines.append(",".join(str(value) for value in [student, *cells, total]))
-        args.csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with args.csv.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["student", *tests, "total"])
+            for student, row in scores.items():
+                cells = [row[t].score if t in row and row[t].score is not None else "" for t in tests]
+                writer.writerow([student, *cells, sum(cell.score or 0 for cell in row.values())])
     return 0
 
 

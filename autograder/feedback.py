@@ -34,9 +34,7 @@ def capture_tensors(scenario: Scenario, seed: int) -> tuple[dict, list]:
     """
     from tinytorch import Tensor
 
-    scope = {"np": np}
-    exec(compile(scenario.source, f"<scenario {scenario.name}>", "exec"), scope)
-    function = scope[scenario.name]
+    function = scenario.function()
     local_vars: dict = {}
     created: list = []
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import sandbox
-from .assignment import Assignment, Scenario, TestCell, load_assignment
+from .assignment import Assignment, TestCell, load_assignment
 from .child_report import ChildReport, parse_report
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, reference_namespace, scenario_seed
@@ -177,7 +177,7 @@ def judge(assignment: Assignment, report: ChildReport, seed: int, hidden_visibil
     for test in assignment.tests:
         outcomes = []
         for scenario in test.scenarios:
-            expected = run_scenario(_compile(scenario), reference, scenario_seed(scenario.name, seed))
+            expected = run_scenario(scenario.function(), reference, scenario_seed(scenario.name, seed))
             if "error" in expected:
                 raise RuntimeError(f"the reference engine fails {scenario.name}: {expected['error']}")
             actual = report.scenario_results.get((test.grade_id, scenario.name))
@@ -197,14 +197,6 @@ def _compare_safely(expected: dict, actual: dict) -> list[str]:
         return compare_results(expected, actual)
     except Exception as error:  # noqa: BLE001
         return [f"the grader could not compare this result ({type(error).__name__}); tell your instructor"]
-
-
-def _compile(scenario: Scenario):
-    import numpy as np
-
-    scope = {"np": np}
-    exec(compile(scenario.source, f"<scenario {scenario.name}>", "exec"), scope)
-    return scope[scenario.name]
 
 
 def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibility: str) -> TestResult:
