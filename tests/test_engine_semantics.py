@@ -591,3 +591,20 @@ def test_requires_grad_switched_on_after_recording_does_not_crash(op):
     out.backward()
     assert a.grad is not None and a.grad.shape == (2, 2)
     assert b.grad is None  # b was a constant when the graph was recorded
+
+
+def test_power_zero_has_zero_gradient_even_at_zero():
+    # Regression: p * x ** (p - 1) is 0 * inf = nan at x = 0 for p = 0.
+    x = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("scalar", [np.int64(3), np.float64(3.0), np.float32(3.0), 3, 3.0])
+def test_numpy_scalars_are_constants_of_the_tensors_dtype(scalar):
+    # Regression: np.int64 was treated as an array and promoted float32 to float64.
+    x = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    y = x * scalar
+    assert y.dtype == np.float32
+    (x ** scalar).sum().backward()
+    assert x.grad.dtype == np.float32

@@ -157,6 +157,9 @@ class PowBackward(Function):
 
     def apply(self, grad_output):
         p = self.exponent
+        if p == 0:
+            # x ** 0 is constant; the formula would give 0 * 0 ** -1 = nan at x = 0.
+            return (np.zeros_like(grad_output * self.a_data),)
         return (grad_output * p * self.a_data ** (p - 1),)
 
 

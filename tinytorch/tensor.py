@@ -44,6 +44,10 @@ from .function import (
 )
 
 
+# Python numbers and numpy's scalar numbers: a constant operand that takes the tensor's dtype.
+_SCALARS = (int, float, np.integer, np.floating)
+
+
 def _as_float_array(data) -> np.ndarray:
     array = np.asarray(data)
     if array.dtype.kind != "f":  # not floating point (kind is faster than issubdtype)
@@ -170,7 +174,7 @@ class Tensor:
         """Turn the other operand of a binary op into a tensor (a constant if it is not one)."""
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, (int, float)):
+        if isinstance(value, _SCALARS):
             return Tensor(np.asarray(value, dtype=self.dtype))
         return Tensor(value)
 
@@ -206,7 +210,7 @@ class Tensor:
         return _record(-self.data, NegBackward, self)
 
     def __pow__(self, exponent):
-        if not isinstance(exponent, (int, float)):
+        if not isinstance(exponent, _SCALARS) or isinstance(exponent, bool):
             raise TypeError("only a constant scalar exponent is supported: x ** 2, x ** 0.5")
         return _record(self.data**exponent, PowBackward, self, exponent=exponent)
 
