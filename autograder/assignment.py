@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .notebook_regions import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION, outside_regions, regions
+from .notebook_regions import BEGIN_HIDDEN, outside_regions
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,6 @@ class Assignment:
     @property
     def max_score(self) -> float:
         return sum(test.points for test in self.tests)
-
-    def secret_lines(self) -> set[str]:
-        """Lines of hidden tests and solutions: text that must never reach a student's feedback."""
-        lines = set()
-        for test in self.tests:
-            if test.hidden:
-                lines |= {line.strip() for s in test.scenarios for line in s.source.splitlines()}
-        for cell in self.engine_cells:
-            if cell.is_solution:
-                lines |= {
-                    line.strip()
-                    for region in regions(cell.source, BEGIN_SOLUTION, END_SOLUTION)
-                    for line in region.body.splitlines()
-                }
-        return {line for line in lines if len(line) >= 8}
 
 
 def load_assignment(source_path: Path) -> Assignment:

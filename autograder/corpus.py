@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,22 +69,28 @@ def variant_notebook(variant: Variant, *, root: Path):
     return submission_notebook(release_nb, bodies)
 
 
-def load_variants(path: Path) -> list[Variant]:
-    """The ``VARIANTS`` list of a corpus file (plain Python, kept beside the course)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+def load_corpus_file(path: Path):
+    """A corpus file (plain Python kept beside the course, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f"corpus_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses defined in the file look their module up there
     spec.loader.exec_module(module)
-    return list(module.VARIANTS)
+    return module
 
 
-def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path, keep: Path | None = None):
+def load_variants(path: Path) -> list[Variant]:
+    """The ``VARIANTS`` list of a validity corpus file."""
+    return list(load_corpus_file(path).VARIANTS)
+
+
+def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path):
     """Grade each notebook with ``nbgrader autograde`` in a scratch copy of the course.
 
     Returns ``(scores, autograded)``: per submission name, its CellScore per
     grade_id, and the executed notebook nbgrader wrote.  The course's own
     gradebook is never touched.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="corpus-course-")) if keep is None else keep
+    workdir = Path(tempfile.mkdtemp(prefix="corpus-course-"))
     try:
         copy_course(root, workdir, folders=("source",))
         nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=workdir)
@@ -101,8 +108,7 @@ def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path, keep: P
             autograded[name] = nbformat.read(path, as_version=4) if path.exists() else None
         return scores, autograded
     finally:
-        if keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def read_scores(course: Path, students: list[str]) -> dict[str, dict[str, CellScore]]:

@@ -10,9 +10,7 @@ without one the module is skipped and says how to get one.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import socket
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -21,9 +19,10 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.corpus import instructor_bodies, submission_notebook
+from autograder.corpus import instructor_bodies, load_corpus_file, submission_notebook
 from autograder.course import copy_course, release_notebook, source_notebook
 from autograder.assignment import load_assignment
+from autograder.checks import secret_only_lines
 from autograder.feedback import feedback_markdown
 from autograder.formats import render
 from autograder.grader import grade_submission
@@ -34,18 +33,13 @@ LIMITS = sandbox.Limits(wall_seconds=20.0, cpu_seconds=20, memory_bytes=1024**3,
                         output_bytes=4 * 1024**2)
 
 
-def _load_corpus():
-    spec = importlib.util.spec_from_file_location("tamper_corpus", ROOT / "corpus" / "tamper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-CORPUS = _load_corpus()
+CORPUS = load_corpus_file(ROOT / "corpus" / "tamper.py")
 ASSIGNMENT = load_assignment(source_notebook(ROOT))
 # Scenario explanations are meant to be shown; only code must not be.
 SUMMARIES = "\n".join(scenario.summary for test in ASSIGNMENT.tests for scenario in test.scenarios)
+# Lines of solutions and hidden tests that stand nowhere public (long ones: "}" is everywhere).
+SECRET_LINES = {line for line in secret_only_lines(nbformat.read(source_notebook(ROOT), as_version=4))
+                if len(line) >= 8}
 
 
 @pytest.fixture(scope="module")
@@ -154,4 +148,4 @@ def test_attack_scores_what_the_honest_code_scores(attack, honest, course, liste
     shown = "".join(render(result, fmt) for fmt in ("json", "text", "markdown", "junit"))
     shown += feedback_markdown(result, ASSIGNMENT)
     shown.encode("utf-8")
-    assert [line for line in ASSIGNMENT.secret_lines() if line in shown and line not in SUMMARIES] == []
+    assert [line for line in SECRET_LINES if line in shown and line not in SUMMARIES] == []
