@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .assignment import Assignment, Scenario
-from .grader import GradeResult
+from .results import GradeResult
 from .scenarios import reference_namespace, scenario_seed
 
 MAX_DRAWN_OPERATIONS = 24

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ElementTree
 
-from .grader import GradeResult
+from .results import GradeResult
 
 FORMATS = ("text", "json", "junit", "markdown")
 

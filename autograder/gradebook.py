@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .course import ASSIGNMENT, NOTEBOOK
-from .grader import GradeResult
+from .results import GradeResult
 
 NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
 

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sandbox
@@ -30,6 +29,7 @@ from .assignment import Assignment, TestCell, load_assignment
 from .child_report import ChildReport, parse_report
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, reference_namespace, scenario_seed
+from .results import GradeResult, ScenarioOutcome, TestResult
 from .submission import blank_solution, read_submission
 
 HERE = Path(__file__).resolve().parent
@@ -45,42 +45,6 @@ SCENARIO_SECONDS = 10.0
 
 class SandboxUnavailable(RuntimeError):
     """No isolation here, and the caller did not accept grading without it."""
-
-
-@dataclass
-class ScenarioOutcome:
-    name: str
-    summary: str
-    passed: bool
-    problems: list[str]
-
-
-@dataclass
-class TestResult:
-    name: str
-    title: str
-    score: float
-    max_score: float
-    status: str  # "passed" or "failed"
-    output: str
-    hidden: bool
-    visibility: str
-    scenarios: list[ScenarioOutcome] = field(default_factory=list)
-
-
-@dataclass
-class GradeResult:
-    student: str
-    submission: str
-    status: str  # graded, timeout, crashed, missing, invalid_notebook, wrong_assignment
-    message: str
-    score: float
-    max_score: float
-    seed: int
-    isolation: str
-    execution_time: float
-    tests: list[TestResult]
-    notes: list[str] = field(default_factory=list)
 
 
 def grade_submission(
@@ -108,7 +72,8 @@ def grade_submission(
     student = student or path.stem
     read = read_submission(path, assignment)
     context = dict(student=student, submission=path.name, seed=seed,
-                   isolation=f"{isolation.level}: {isolation.detail}", started=started)
+                   isolation=isolation.level,
+                   isolation_detail=f"{isolation.level}: {isolation.detail}", started=started)
     if read.status != "ok":
         return _ungraded(assignment, read.status, read.message, hidden_visibility, **context)
 
@@ -246,9 +211,11 @@ def _ungraded(assignment: Assignment, status: str, message: str, hidden_visibili
     return _result(assignment, tests, status, message, [], **context)
 
 
-def _result(assignment, tests, status, message, notes, *, student, submission, seed, isolation, started):
+def _result(assignment, tests, status, message, notes, *, student, submission, seed, isolation, started,
+            isolation_detail=""):
     return GradeResult(
         student=student, submission=submission, status=status, message=message,
         score=sum(test.score for test in tests), max_score=assignment.max_score, seed=seed,
         isolation=isolation, execution_time=round(time.perf_counter() - started, 3), tests=tests, notes=notes,
+        isolation_detail=isolation_detail,
     )

@@ -1,0 +1,49 @@
+"""What grading produces: one result per submission, one per test, one per scenario.
+
+Plain dataclasses with no behaviour, so that everything that prints, records or
+explains a grade (formats, feedback, gradebook, class reports) can import them
+without pulling in the sandbox or numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ScenarioOutcome:
+    name: str
+    summary: str
+    passed: bool
+    problems: list[str]
+
+
+@dataclass
+class TestResult:
+    name: str
+    title: str
+    score: float
+    max_score: float
+    status: str  # "passed" or "failed"
+    output: str
+    hidden: bool
+    visibility: str
+    scenarios: list[ScenarioOutcome] = field(default_factory=list)
+
+
+@dataclass
+class GradeResult:
+    student: str
+    submission: str
+    # graded, timeout, crashed, missing, invalid_notebook, wrong_assignment, grader_error
+    status: str
+    message: str
+    score: float
+    max_score: float
+    seed: int  # instructor-only: with it, hidden inputs can be recomputed
+    isolation: str  # the isolation level alone ("bubblewrap", "unshare", "none"): safe to show students
+    execution_time: float
+    tests: list[TestResult]
+    notes: list[str] = field(default_factory=list)
+    # Instructor-only: what the sandbox isolated, with host paths; never shown to students.
+    isolation_detail: str = ""
