@@ -16,6 +16,7 @@ The work is a pipeline of small steps:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import importlib.util
@@ -39,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 __all__ = [
     "Limits",
@@ -48,6 +49,10 @@ __all__ = [
     "detect_isolation",
     "probe_isolation",
     "run_sandboxed",
+    "session",
+    "Session",
+    "SessionEnded",
+    "SessionTimeout",
     "package_binds",
     "INSIDE_SCRATCH",
     "INSIDE_PYTHON",
@@ -69,8 +74,15 @@ _ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alter
 # Per-run uids when we are root: RLIMIT_NPROC counts processes per real uid
 # across the whole host, so a shared uid (e.g. 65534) would let concurrent
 # sandboxes eat each other's process budget.  A fresh uid makes it exact.
-_UID_BASE = 1_800_000_000
-_UID_SPAN = 100_000_000
+# The range must belong to nobody else.  systemd (UIDS-GIDS.md) hands out
+# 524288..1879048191 to containers (nspawn --private-users=pick) and, since
+# v257, 2147352576..2147418111 as its "foreign" range; SSSD's automatic AD id
+# mapping and FreeIPA's random id ranges both stay below 2000200000 by
+# default; 2**31 and up breaks code that treats uid_t as signed.  What is
+# left is 2000200000..2147352575; we use 2001000000..2146999999, and
+# _fresh_uid still skips any uid that /etc/passwd names or a process holds.
+_UID_BASE = 2_001_000_000
+_UID_SPAN = 146_000_000
 # Inside an unprivileged user namespace the uid number is cosmetic.
 _USERNS_UID = 65534
 
@@ -94,10 +106,11 @@ class Limits:
     file_size_bytes: int = 16 * 1024**2   # largest file the child may write
     scratch_bytes: int = 64 * 1024**2     # total disk the child may fill, if the mechanism allows
     output_bytes: int = 1024**2           # stdout and stderr each are capped here; the child is killed past it
+    open_files: int = 64                  # RLIMIT_NOFILE: descriptors (pipes, sockets, ...) pin kernel memory
 
     def __post_init__(self) -> None:
         for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "max_processes",
-                     "file_size_bytes", "scratch_bytes", "output_bytes"):
+                     "file_size_bytes", "scratch_bytes", "output_bytes", "open_files"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive")
 
@@ -276,13 +289,19 @@ def _kill_pid(pid: int) -> None:
 
 
 # --------------------------------------------------------------------------
-# seccomp: forbid new user namespaces inside the bwrap sandbox
+# seccomp: refuse the kernel interfaces a Python/numpy child has no use for
 #
 # As root, bwrap runs the child in the host user namespace with a fresh uid; an
 # unprivileged process may still create its own user namespace and then mount
 # tmpfs at will (memory outside RLIMIT_AS) and reach much more kernel surface.
-# A tiny classic-BPF filter refuses CLONE_NEWUSER; clone3 gets ENOSYS so libc
-# falls back to clone, whose flags we can inspect.
+# So CLONE_NEWUSER is refused; clone3 gets ENOSYS so libc falls back to clone,
+# whose flags a filter can inspect (clone3 passes them behind a pointer).
+#
+# The full filter is built with libseccomp (through the pyseccomp ctypes
+# binding) and exported as classic BPF: libseccomp knows every architecture's
+# syscall numbers, which a hand-kept table would have to track.  Without the
+# binding only the tiny hand-assembled user-namespace filter below is used,
+# and Isolation.detail says so.
 
 _SECCOMP_ARCH = {
     # machine: (AUDIT_ARCH, clone, unshare, clone3, reject nr >= this)
@@ -318,6 +337,119 @@ def _seccomp_program() -> bytes | None:
     return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
 
 
+# What the full filter refuses with EPERM, by reason.  Names that do not exist
+# on the running architecture (iopl on aarch64, ...) are skipped.  None of these
+# is needed by CPython, numpy/OpenBLAS or the tools the sandbox runs inside
+# (cp, prlimit, setpriv); the list follows Docker's default profile where that
+# profile relies on the missing capabilities, and adds what leaks past rlimits.
+_REFUSED_SYSCALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # Keyrings are not namespaced: a key outlives the run and is readable by
+    # the next sandbox that happens to share the uid, or by the host.
+    ("kernel keyrings", ("add_key", "keyctl", "request_key")),
+    # Memory that RLIMIT_AS does not see: memfd pages live in an fd, SysV
+    # segments and queues stay in the IPC namespace after shmdt/close.
+    ("memory outside the address-space limit",
+     ("memfd_create", "memfd_secret", "shmget", "msgget", "semget")),
+    ("access to other processes", ("ptrace", "process_vm_readv", "process_vm_writev",
+                                   "process_madvise", "kcmp", "pidfd_getfd")),
+    # Large, frequently exploited kernel surface with no use here.
+    ("kernel attack surface", ("bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
+                               "io_uring_enter", "io_uring_register", "fanotify_init",
+                               "lookup_dcookie", "open_by_handle_at", "name_to_handle_at")),
+    ("mounts and namespaces", ("mount", "umount2", "pivot_root", "chroot", "setns", "fsopen",
+                               "fsconfig", "fsmount", "fspick", "move_mount", "open_tree",
+                               "mount_setattr")),
+    # Capability-guarded today; refusing them outright keeps a kernel bug in
+    # the capability checks from mattering.
+    ("host administration", ("reboot", "kexec_load", "kexec_file_load", "init_module",
+                             "finit_module", "delete_module", "create_module", "get_kernel_syms",
+                             "query_module", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd",
+                             "syslog", "sethostname", "setdomainname", "settimeofday",
+                             "clock_settime", "clock_adjtime", "adjtimex", "vhangup", "nfsservctl",
+                             "_sysctl", "sysfs", "ustat", "uselib")),
+    ("port I/O and segment tables", ("iopl", "ioperm", "modify_ldt")),
+    ("NUMA placement of shared memory", ("mbind", "set_mempolicy", "set_mempolicy_home_node",
+                                         "migrate_pages", "move_pages")),
+)
+_CLONE_NEWUSER = 0x10000000
+_PER_LINUX = 0   # the only personality allowed: others change exec and mmap semantics
+
+
+def _libseccomp_program() -> tuple[bytes, int]:
+    """The full filter as classic BPF, and how many calls it refuses outright."""
+    import errno
+    import pyseccomp as sc   # ImportError, or RuntimeError without libseccomp.so.2
+
+    eperm = sc.ERRNO(errno.EPERM)
+    filt = sc.SyscallFilter(sc.ALLOW)
+    # Other ABIs of this CPU (int 0x80, x32) reach the same kernel code under
+    # other numbers; refusing them whole is what the hand-made filter did too.
+    filt.set_attr(sc.Attr.ACT_BADARCH, eperm)
+    refused = 0
+    for _, names in _REFUSED_SYSCALLS:
+        for name in names:
+            nr = sc.resolve_syscall(sc.Arch.NATIVE, name)
+            if nr >= 0:
+                filt.add_rule(eperm, nr)
+                refused += 1
+    filt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    for name in ("clone", "unshare"):
+        filt.add_rule(eperm, name, sc.Arg(0, sc.MASKED_EQ, _CLONE_NEWUSER, _CLONE_NEWUSER))
+    # libseccomp cannot AND two tests of one argument, so even the query
+    # (0xffffffff) is refused; nothing in the child needs it.
+    filt.add_rule(eperm, "personality", sc.Arg(0, sc.NE, _PER_LINUX))
+    with tempfile.TemporaryFile() as fh:
+        filt.export_bpf(fh)
+        fh.seek(0)
+        return fh.read(), refused
+
+
+@functools.lru_cache(maxsize=None)
+def _seccomp_filter() -> tuple[bytes | None, bool, str]:
+    """BPF program for the namespaced levels, whether it is the full one, and
+    what it does, for Isolation.detail."""
+    try:
+        program, refused = _libseccomp_program()
+    except (ImportError, RuntimeError, OSError, ValueError) as exc:
+        why = f"libseccomp through pyseccomp unavailable ({exc})"
+        if _seccomp_program() is None:
+            return None, False, f"NO seccomp filter ({why}; no built-in filter for {platform.machine()})"
+        return _seccomp_program(), False, (f"minimal seccomp filter only, refusing new user namespaces "
+                                           f"({why}; install pyseccomp for the full filter)")
+    groups = ", ".join(reason for reason, _ in _REFUSED_SYSCALLS)
+    return program, True, (f"libseccomp filter refusing {refused} system calls with EPERM ({groups}), "
+                           f"new user namespaces and personality changes; clone3 gets ENOSYS; "
+                           f"foreign ABIs refused")
+
+
+# The unshare level has no bwrap to load the filter, and no stock tool does
+# (setpriv learnt --seccomp-filter only in util-linux 2.39), so the interpreter
+# mounted inside anyway loads it and then execs the child.  It runs after
+# setpriv, so no_new_privs is already set, and it fails closed.
+_SECCOMP_LAUNCHER = """\
+import ctypes, os, sys
+prog = bytes.fromhex(sys.argv[1])
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+fprog = Fprog(len(prog) // 8, prog)
+prctl = ctypes.CDLL(None, use_errno=True).prctl
+prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+if prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:   # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    sys.stderr.write("sandbox: cannot load the seccomp filter: %s\\n" % os.strerror(ctypes.get_errno()))
+    sys.exit(126)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("sandbox: cannot run %s: %s\\n" % (sys.argv[2], exc.strerror))
+    sys.exit(127)
+"""
+
+
+def _seccomp_launcher_args(program: bytes) -> list[str]:
+    python = _inside_argv([sys.executable])[0]
+    return [python, "-I", "-S", "-B", "-c", _SECCOMP_LAUNCHER, program.hex()]
+
+
 # --------------------------------------------------------------------------
 # Identity: who the child is
 
@@ -330,7 +462,43 @@ class _Identity:
 
 
 def _fresh_uid() -> int:
-    return _UID_BASE + secrets.randbelow(_UID_SPAN)
+    # The range is chosen to be nobody's, but a host may still have put a user
+    # there; a clash with a live process would merge the RLIMIT_NPROC counts
+    # and let each signal the other.  NSS is not asked: a directory lookup can
+    # block on the network, and the range avoids the directory defaults.
+    named = _ids_named_in("/etc/passwd", 2) | _ids_named_in("/etc/group", 2)
+    for _ in range(64):
+        uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
+        if uid not in named and not _uid_has_process(uid):
+            return uid
+    raise RuntimeError(f"no free sandbox uid in {_UID_BASE}..{_UID_BASE + _UID_SPAN - 1}")
+
+
+def _ids_named_in(path: str, column: int) -> set[int]:
+    ids: set[int] = set()
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                fields = line.split(b":")
+                if len(fields) > column and fields[column].isdigit():
+                    ids.add(int(fields[column]))
+    except OSError:
+        pass
+    return ids
+
+
+def _uid_has_process(uid: int) -> bool:
+    # /proc/PID belongs to the process's effective uid (root for the rare
+    # non-dumpable ones): a stat per process, ten times cheaper than reading
+    # every status file.
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _tasks_of_uid(uid: int) -> int:
@@ -379,12 +547,37 @@ def _identity(level: str, limits: Limits) -> _Identity:
 
 @dataclass(frozen=True)
 class _Mount:
-    op: str   # "ro-bind" | "bind" | "symlink" | "dir" | "file" | "mask" | "proc" | "dev"
+    op: str   # "ro-bind" | "bind" | "symlink" | "dir" | "file" | "mask" | "proc" | "dev" | "scratch" | "given"
     dst: str
     src: str = ""
+    size: int = 0     # "scratch": tmpfs bytes
+    inodes: int = 0   # "scratch": tmpfs inodes, where the mechanism can set them
 
 
-def _mount_plan(scratch: Path, binds: Sequence[tuple[Path, str]], ident: _Identity) -> list[_Mount]:
+# The caller's scratch folder, read-only, as the source of the copy into the
+# scratch tmpfs (bubblewrap only; the unshare script copies from the host path).
+_INSIDE_GIVEN = "/run/sandbox-input"
+_PAGE = 4096
+
+
+def _given_usage(scratch: Path) -> tuple[int, int]:
+    """tmpfs bytes and inodes that a copy of scratch takes."""
+    used = entries = 0
+    stack = [str(scratch)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                entries += 1
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:   # tmpfs charges whole pages; a long symlink target takes one too
+                    used += max(-(-st.st_size // _PAGE), 1) * _PAGE
+    return used, entries
+
+
+def _mount_plan(scratch: Path, binds: Sequence[tuple[Path, str]], ident: _Identity,
+                scratch_bytes: int = Limits.scratch_bytes) -> list[_Mount]:
     plan: list[_Mount] = []
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
@@ -409,7 +602,18 @@ def _mount_plan(scratch: Path, binds: Sequence[tuple[Path, str]], ident: _Identi
     if py.needs_bind:
         _add_mount(plan, _Mount("ro-bind", py.inside_prefix, py.host_prefix))
     plan += [_Mount("mask", hidden) for hidden in py.hidden]
-    _add_mount(plan, _Mount("bind", INSIDE_SCRATCH, str(scratch)))
+    # The child writes only into a size-capped tmpfs: unlike a folder scan, the
+    # cap also sees files that were unlinked while still open, and nothing the
+    # child writes reaches the host disk.  The caller's files are copied in
+    # (cp -a: any number of files, symlinks and modes kept, ownership too as
+    # root) rather than bound, so that they are the child's to change and
+    # count against the same cap.  One inode per 4 KiB of budget keeps the old
+    # "every entry costs a block" rule where the mechanism can set nr_inodes.
+    given_bytes, given_entries = _given_usage(scratch)
+    _add_mount(plan, _Mount("scratch", INSIDE_SCRATCH, str(scratch), size=given_bytes + scratch_bytes,
+                            inodes=given_entries + 1 + scratch_bytes // _MIN_ENTRY_BYTES))
+    if given_entries:
+        _add_mount(plan, _Mount("given", _INSIDE_GIVEN, str(scratch)))
     for host, inside in binds:
         _add_mount(plan, _Mount("ro-bind", inside, str(host)))
     return plan
@@ -418,9 +622,9 @@ def _mount_plan(scratch: Path, binds: Sequence[tuple[Path, str]], ident: _Identi
 def _add_mount(plan: list[_Mount], mount: _Mount) -> None:
     # Parents created implicitly by bwrap come out mode 0700 (unreadable for
     # the child), so every missing ancestor gets an explicit 0755 directory,
-    # also inside the scratch bind; inside read-only mounts they must exist.
+    # also inside the scratch tmpfs; inside read-only mounts they must exist.
     made = {m.dst for m in plan if m.op == "dir"}
-    mounted = [m.dst for m in plan if m.op not in ("dir", "file", "bind")]
+    mounted = [m.dst for m in plan if m.op not in ("dir", "file", "bind", "scratch")]
     parts = mount.dst.strip("/").split("/")[:-1]
     for i in range(1, len(parts) + 1):
         parent = "/" + "/".join(parts[:i])
@@ -447,6 +651,14 @@ def _bwrap_args(plan: list[_Mount], ident: _Identity, data_fds: dict[str, int],
             args += ["--ro-bind", m.src, m.dst]
         elif m.op == "bind":
             args += ["--bind", m.src, m.dst]
+        elif m.op == "scratch":
+            # bwrap cannot set nr_inodes (see docs/sandbox.md).  As root the
+            # tmpfs belongs to root: world-writable until the copy step hands
+            # it to the child's uid (cp -a copies the owner of scratch itself).
+            perms = "0777" if ident.uid is not None else "0755"
+            args += ["--size", str(m.size), "--perms", perms, "--tmpfs", m.dst]
+        elif m.op == "given":
+            args += ["--ro-bind", m.src, m.dst]
         elif m.op == "dir":
             args += ["--dir", m.dst]
         elif m.op == "file":
@@ -489,7 +701,7 @@ def _unshare_script(plan: list[_Mount], root: str) -> str:
     def t(dst: str) -> str:
         return q(os.path.normpath(root + dst))
 
-    mount_points = [m.dst for m in plan if m.op in ("ro-bind", "bind", "mask", "proc")]
+    mount_points = [m.dst for m in plan if m.op in ("ro-bind", "bind", "mask", "proc", "scratch")]
     dirs: list[str] = []
     files: list[str] = []
     steps: list[str] = []
@@ -501,7 +713,7 @@ def _unshare_script(plan: list[_Mount], root: str) -> str:
             else:
                 dirs.append(t(os.path.dirname(m.dst)))
                 files.append(t(m.dst))
-        elif m.op in ("dir", "ro-bind", "bind", "mask", "proc", "dev"):
+        elif m.op in ("dir", "ro-bind", "bind", "mask", "proc", "dev", "scratch"):
             if not nested:
                 dirs.append(t(m.dst))
             elif m.op != "mask":   # masks cover directories that exist
@@ -514,6 +726,13 @@ def _unshare_script(plan: list[_Mount], root: str) -> str:
         elif m.op == "file":
             dirs.append(t(os.path.dirname(m.dst)))
             steps.append(f"printf %s {q(m.src)} > {t(m.dst)}")
+        elif m.op == "scratch":
+            # cp -a runs as root here, so the tmpfs and the copies take the
+            # owner of the caller's scratch, i.e. the child's uid; it runs even
+            # for an empty scratch for the sake of that owner.  ("given" is for
+            # bwrap only: this script sees the host path.)
+            steps.append(f"mount -t tmpfs -o size={m.size},nr_inodes={m.inodes},mode=0755,nosuid,nodev "
+                         f"sandbox-scratch {t(m.dst)} && cp -a {q(m.src)}/. {t(m.dst)}/")
         elif m.op == "mask":
             steps.append(f"mount -t tmpfs -o ro,size=4k,mode=0755 sandbox-mask {t(m.dst)}")
         elif m.op == "proc":
@@ -568,13 +787,19 @@ def _rlimit_pairs(limits: Limits, nproc: int) -> list[tuple[int, int, int]]:
         (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
         (resource.RLIMIT_NPROC, nproc, nproc),
         (resource.RLIMIT_CORE, 0, 0),  # core files would land in scratch
+        # Every descriptor can pin kernel memory (a pipe holds up to 1 MiB)
+        # and in-flight SCM_RIGHTS are counted against this limit too.
+        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+        # POSIX message queues are kernel memory outside RLIMIT_AS.
+        (resource.RLIMIT_MSGQUEUE, 0, 0),
     ]
 
 
 def _prlimit_args(limits: Limits, nproc: int) -> list[str]:
     names = {resource.RLIMIT_CPU: "cpu", resource.RLIMIT_AS: "as",
              resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_NPROC: "nproc",
-             resource.RLIMIT_CORE: "core"}
+             resource.RLIMIT_CORE: "core", resource.RLIMIT_NOFILE: "nofile",
+             resource.RLIMIT_MSGQUEUE: "msgqueue"}
     args = [_tool("prlimit") or "prlimit"]
     args += [f"--{names[res]}={soft}:{hard}" for res, soft, hard in _rlimit_pairs(limits, nproc)]
     return args + ["--"]
@@ -699,15 +924,26 @@ def _plan_namespaced(level: str, argv: Sequence[str], scratch: Path, binds: Sequ
                      limits: Limits, ident: _Identity) -> _Plan:
     py = _python_layout()
     env = _child_env(INSIDE_SCRATCH, _child_path(level), py.lib_dir)
-    plan = _mount_plan(scratch, binds, ident)
+    plan = _mount_plan(scratch, binds, ident, limits.scratch_bytes)
+    seccomp, full_filter, _ = _seccomp_filter()
     tail = _prlimit_args(limits, ident.nproc)
     if ident.uid is not None:
         tail += _setpriv_args(ident.uid)
+    if level == "unshare" and full_filter:
+        # In the chroot the kernel already refuses new user namespaces, so
+        # only the full filter is worth the launcher's interpreter start.
+        tail += _seccomp_launcher_args(seccomp)
     tail += _inside_argv(argv)
     if level == "bubblewrap":
+        if any(m.op == "given" for m in plan):
+            # Before prlimit: the caller's files are not bound by the child's
+            # limits (RLIMIT_FSIZE, NOFILE); after the mounts, under seccomp.
+            q = shlex.quote
+            cp = q(_tool("cp") or "/bin/cp")   # not through the child's PATH
+            tail = ["/bin/sh", "-c", f"{cp} -a {q(_INSIDE_GIVEN)}/. {q(INSIDE_SCRATCH)}/ && exec \"$@\"",
+                    "sandbox-copy-in", *tail]
         pass_fds: list[int] = []
         data_fds = {m.dst: _data_pipe(m.src.encode(), pass_fds) for m in plan if m.op == "file"}
-        seccomp = _seccomp_program()
         seccomp_fd = _data_pipe(seccomp, pass_fds) if seccomp else None
         # bwrap reports the host pid of the namespace's init here; its own exit
         # comes slightly before the kernel has finished killing the namespace.
@@ -743,6 +979,12 @@ def _plan_none(argv: Sequence[str], scratch: Path, limits: Limits, ident: _Ident
                cgroup_fd: int | None, cgroup: Path | None) -> _Plan:
     env = _child_env(str(scratch), _child_path("none"), None)
     rlimits = _rlimit_pairs(limits, min(ident.nproc, resource.getrlimit(resource.RLIMIT_NPROC)[1]))
+    # Without privileges a hard limit can only go down; a caller already
+    # below open_files keeps its own (lower) cap instead of failing to start.
+    nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if os.geteuid() != 0 and nofile_hard != resource.RLIM_INFINITY:
+        rlimits = [(res, min(soft, nofile_hard), min(hard, nofile_hard)) if res == resource.RLIMIT_NOFILE
+                   else (res, soft, hard) for res, soft, hard in rlimits]
     preexec = _make_preexec(cgroup_fd, rlimits, True)
 
     def sweep() -> None:
@@ -762,6 +1004,26 @@ def _plan_none(argv: Sequence[str], scratch: Path, limits: Limits, ident: _Ident
 # One thread, one selector: stdin, stdout, stderr and a pidfd for the exit.
 # Threads would cost milliseconds each to start, and polling Popen.wait()
 # adds up to 50 ms of latency per run.
+
+
+def _scratch_over_budget(run: _Run, scratch: Path) -> bool:
+    """Whether the child's writable area is past its budget.
+
+    At level none that area is the host folder, scanned.  Under bubblewrap it
+    is a tmpfs whose size bwrap caps but whose number of files it cannot: a
+    child could fill kernel memory with empty files, so they are counted
+    (through the namespace's root, as the init sees it) and capped at one per
+    4 KiB of budget, the rule the unshare level gives its tmpfs as nr_inodes.
+    """
+    if run.plan_level == "none":
+        return _disk_usage(scratch, run.disk_budget) > run.disk_budget
+    if run.plan_level != "bubblewrap" or run.ns_init_pid is None:
+        return False
+    try:
+        usage = os.statvfs(f"/proc/{run.ns_init_pid}/root{INSIDE_SCRATCH}")
+    except OSError:
+        return False   # not mounted yet, or already gone
+    return usage.f_files - usage.f_ffree > run.disk_budget // _MIN_ENTRY_BYTES
 
 
 def _disk_usage(root: Path, budget: int) -> int:
@@ -803,12 +1065,20 @@ class _Capture:
         return self.truncated
 
 
-def _init_pidfd(info: bytes) -> int | None:
+def _init_pid(info: bytes) -> int | None:
     try:
         pid = json.loads(info)["child-pid"]
     except (ValueError, KeyError, TypeError):
         return None   # not complete yet
-    return _pidfd(pid)
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def _note_init(run: _Run, info: bytes) -> None:
+    """Remember the namespace's init (its pid for /proc, a pidfd to await its end)."""
+    pid = _init_pid(info)
+    if pid is not None:
+        run.ns_init_pid = pid
+        run.ns_init = _pidfd(pid)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -827,17 +1097,30 @@ class _Run:
     sel: selectors.BaseSelector
     out: _Capture
     err: _Capture
-    stdin: memoryview
+    pending: bytearray               # bytes still to write to the child's stdin
+    close_stdin: bool                # close stdin once pending is written (one-shot runs)
     pidfd: int | None
+    inbox: bytearray | None = None   # interactive runs: stdout not yet taken by the caller
     info: bytearray = field(default_factory=bytearray)
     ns_init: int | None = None       # pidfd of the namespace's init, once known
+    ns_init_pid: int | None = None
     header: bytearray | None = None  # stdout bytes before the init report's newline
     reason: str | None = None
     ended_at: float | None = None    # when the main process was reaped
     give_up_at: float | None = None  # stop waiting for EOF / for a stuck kill
+    deadline: float = float("inf")   # wall-clock limit of the whole run
+    next_disk: float = 0.0           # when to poll scratch usage next
+    disk_budget: int = 0
+    plan_level: str = ""
+
+    @property
+    def gone(self) -> bool:
+        """The child has exited or is being killed: nothing more will come from it."""
+        return self.ended_at is not None or self.reason is not None
 
 
-def _spawn(plan: _Plan, stdin: bytes, limits: Limits) -> _Run:
+def _spawn(plan: _Plan, stdin: bytes | None, limits: Limits, scratch: Path) -> _Run:
+    """Start the plan.  ``stdin=None`` keeps stdin open for an interactive session."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -850,7 +1133,9 @@ def _spawn(plan: _Plan, stdin: bytes, limits: Limits) -> _Run:
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    if stdin:
+    if stdin is None:
+        os.set_blocking(proc.stdin.fileno(), False)
+    elif stdin:
         os.set_blocking(proc.stdin.fileno(), False)
         sel.register(proc.stdin, selectors.EVENT_WRITE, "in")
     else:
@@ -861,9 +1146,13 @@ def _spawn(plan: _Plan, stdin: bytes, limits: Limits) -> _Run:
     if plan.info_fd is not None:
         sel.register(plan.info_fd, selectors.EVENT_READ, "info")
     run = _Run(plan, proc, start, sel, _Capture(limits.output_bytes), _Capture(limits.output_bytes),
-               memoryview(stdin), pidfd)
+               bytearray(stdin or b""), close_stdin=stdin is not None, pidfd=pidfd,
+               inbox=bytearray() if stdin is None else None)
     if plan.init_on_stdout:
         run.header = bytearray()
+    run.deadline = start + limits.wall_seconds
+    run.next_disk = start + _DISK_POLL_SECONDS
+    run.disk_budget = _disk_usage(scratch, 1 << 62) + limits.scratch_bytes
     return run
 
 
@@ -893,19 +1182,20 @@ def _pump(run: _Run, key: selectors.SelectorKey) -> None:
         chunk = os.read(key.fd, 4096)
         run.info += chunk
         if run.ns_init is None:
-            run.ns_init = _init_pidfd(run.info)
+            _note_init(run, bytes(run.info))
         if not chunk or run.ns_init is not None:
             run.sel.unregister(key.fd)
     elif key.data == "in":
         try:
-            run.stdin = run.stdin[os.write(key.fd, run.stdin[:65536]):]
+            del run.pending[:os.write(key.fd, run.pending[:65536])]
         except BlockingIOError:
             return
         except OSError:
-            run.stdin = run.stdin[:0]   # the child closed stdin or died
-        if not run.stdin:
+            run.pending.clear()   # the child closed stdin or died
+        if not run.pending:
             run.sel.unregister(key.fileobj)
-            key.fileobj.close()
+            if run.close_stdin:
+                key.fileobj.close()
     else:
         try:
             chunk = os.read(key.fd, 65536)
@@ -916,7 +1206,13 @@ def _pump(run: _Run, key: selectors.SelectorKey) -> None:
             return
         if key.data == "out" and run.header is not None:
             chunk = _take_header(run, chunk)
-        if chunk and (run.out if key.data == "out" else run.err).add(chunk):
+        if chunk and key.data == "out" and run.inbox is not None:
+            # An interactive caller takes replies as they come; what it has not
+            # taken yet is bounded like a one-shot run's whole output.
+            run.inbox += chunk
+            if len(run.inbox) > run.out.cap:
+                _stop(run, "output limit")
+        elif chunk and (run.out if key.data == "out" else run.err).add(chunk):
             _stop(run, "output limit")
 
 
@@ -931,17 +1227,23 @@ def _take_header(run: _Run, chunk: bytes) -> bytes:
         return b""
     run.header = None
     if line.startswith(_INIT_HEADER):
-        run.ns_init = _init_pidfd(line[len(_INIT_HEADER):])
+        _note_init(run, bytes(line[len(_INIT_HEADER):]))
         return bytes(rest)
     return bytes(line + newline + rest)
 
 
-def _watch(run: _Run, limits: Limits, scratch: Path) -> None:
-    """Event loop: until the child is gone and its output drained."""
-    budget = _disk_usage(scratch, 1 << 62) + limits.scratch_bytes
-    deadline = run.start + limits.wall_seconds
-    next_disk = run.start + _DISK_POLL_SECONDS
+def _watch(run: _Run, scratch: Path, *, done: Callable[[], bool] | None = None,
+           until: float = float("inf")) -> None:
+    """Event loop: until the child is gone and its output drained.
+
+    An interactive caller passes ``done`` (what it waits for, e.g. a whole
+    reply in the inbox) and ``until`` (its own deadline): the loop then also
+    returns as soon as either holds, and the run goes on.
+    """
+    budget = run.disk_budget
     while True:
+        if done is not None and done():
+            return
         now = time.monotonic()
         if run.ended_at is None and run.proc.poll() is not None:
             run.ended_at = now
@@ -951,22 +1253,24 @@ def _watch(run: _Run, limits: Limits, scratch: Path) -> None:
         if run.ended_at is not None:
             if not any(k.data in ("out", "err") for k in run.sel.get_map().values()):
                 break
-        elif now >= deadline:
+        elif now >= run.deadline:
             _stop(run, "wall time")
-            deadline = float("inf")
+            run.deadline = float("inf")
             run.give_up_at = now + 30.0   # a tree stuck in the kernel must not hang the grader
-        elif now >= next_disk:
-            if _disk_usage(scratch, budget) > budget:
+        elif now >= run.next_disk:
+            if _scratch_over_budget(run, scratch):
                 _stop(run, "disk limit")
-            next_disk = now + _DISK_POLL_SECONDS
+            run.next_disk = now + _DISK_POLL_SECONDS
         if run.give_up_at is not None and now >= run.give_up_at:
             break
-        timeout = min(deadline, next_disk, run.give_up_at or float("inf")) - now
+        if now >= until:
+            return
+        timeout = min(run.deadline, run.next_disk, run.give_up_at or float("inf"), until) - now
         if run.pidfd is None:
             timeout = min(timeout, 0.01)
         for key, _ in run.sel.select(max(timeout, 0)):
             _pump(run, key)
-    if run.reason is None and _disk_usage(scratch, budget) > budget:
+    if run.reason is None and run.plan_level == "none" and _disk_usage(scratch, budget) > budget:
         run.reason = "disk limit"   # filled the disk faster than we polled
 
 
@@ -982,7 +1286,7 @@ def _await_namespace_end(run: _Run) -> None:
             run.info += os.read(fd, 4096)
         except OSError:
             pass
-        run.ns_init = _init_pidfd(run.info)
+        _note_init(run, bytes(run.info))
     if run.ns_init is not None:
         select.select([run.ns_init], [], [], 10)
 
@@ -1000,14 +1304,18 @@ def _close(run: _Run) -> None:
 
 
 def _supervise(plan: _Plan, *, stdin: bytes, limits: Limits, scratch: Path) -> _Run:
-    run = _spawn(plan, stdin, limits)
+    run = _spawn(plan, stdin, limits, scratch)
     try:
-        _watch(run, limits, scratch)
-        run.ended_at = run.ended_at or time.monotonic()
-        _await_namespace_end(run)
+        _watch(run, scratch)
+        _finish(run)
     finally:
         _close(run)
     return run
+
+
+def _finish(run: _Run) -> None:
+    run.ended_at = run.ended_at or time.monotonic()
+    _await_namespace_end(run)
 
 
 def _normalise_returncode(rc: int | None, level: str) -> int | None:
@@ -1064,6 +1372,97 @@ def run_sandboxed(argv: list[str], *, scratch: Path, stdin: bytes = b"",
     filesystem as is).  Raises only for bad arguments; whatever the child does
     is reported in the result.
     """
+    with _launched(argv, scratch, read_only, limits, isolation, stdin) as (run, iso, scratch):
+        try:
+            _watch(run, scratch)
+            _finish(run)
+        finally:
+            _close(run)
+    return _result(run, iso)
+
+
+class SessionEnded(Exception):
+    """The sandboxed child is gone (exited, crashed or killed for a limit)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionTimeout(Exception):
+    """The caller's deadline passed before what it waited for arrived."""
+
+
+class Session:
+    """A sandboxed child the caller talks with over the child's stdin and stdout.
+
+    The caller owns every clock: ``send`` and ``receive`` take a deadline, and
+    the run's own wall-clock, output and disk limits hold as in a one-shot run.
+    Whatever the child does (stop reading, flood, exit, ignore signals) ends
+    in SessionTimeout or SessionEnded, never in a hang.
+    """
+
+    def __init__(self, run: _Run, scratch: Path) -> None:
+        self._run = run
+        self._scratch = scratch
+
+    @property
+    def inbox(self) -> bytearray:
+        """What the child wrote to stdout and the caller has not taken yet; take by deleting."""
+        return self._run.inbox
+
+    def send(self, data: bytes, deadline: float) -> None:
+        run = self._run
+        if run.gone:
+            raise SessionEnded(self._end_reason())
+        if not run.pending:
+            run.sel.register(run.proc.stdin, selectors.EVENT_WRITE, "in")
+        run.pending += data
+        _watch(run, self._scratch, done=lambda: not run.pending or run.gone, until=deadline)
+        if run.pending and run.gone:
+            raise SessionEnded(self._end_reason())
+        if run.pending:
+            raise SessionTimeout()
+
+    def receive(self, ready: Callable[[bytearray], bool], deadline: float) -> None:
+        """Wait until ``ready(self.inbox)`` holds."""
+        run = self._run
+        _watch(run, self._scratch, done=lambda: ready(run.inbox) or run.gone, until=deadline)
+        if ready(run.inbox):
+            return
+        if run.gone:
+            raise SessionEnded(self._end_reason())
+        raise SessionTimeout()
+
+    def _end_reason(self) -> str:
+        run = self._run
+        if run.reason:
+            return run.reason
+        code = _normalise_returncode(run.proc.poll(), run.plan_level)
+        return f"exit code {code}" if code is None or code >= 0 else f"killed by signal {-code}"
+
+
+@contextlib.contextmanager
+def session(argv: list[str], *, scratch: Path, read_only: Sequence[tuple[Path, str]] = (),
+            limits: Limits = Limits(), isolation: Isolation) -> Iterator[Session]:
+    """Start argv like run_sandboxed, and hand back a Session to talk with it.
+
+    Leaving the block kills the child's whole tree, whatever state it is in.
+    """
+    with _launched(argv, scratch, read_only, limits, isolation, None) as (run, _, scratch):
+        try:
+            yield Session(run, scratch)
+        finally:
+            if not run.gone:
+                _kill_tree(run)
+            _finish(run)
+            _close(run)
+
+
+@contextlib.contextmanager
+def _launched(argv: Sequence[str], scratch: Path, read_only: Sequence[tuple[Path, str]], limits: Limits,
+              isolation: Isolation | None, stdin: bytes | None) -> Iterator[tuple[_Run, Isolation, Path]]:
+    """Validate, plan and spawn; the cgroup of level none lives as long as the block."""
     if not argv:
         raise ValueError("argv must not be empty")
     iso = isolation or detect_isolation()
@@ -1082,11 +1481,16 @@ def run_sandboxed(argv: list[str], *, scratch: Path, stdin: bytes = b"",
             plan = _plan_none(argv, scratch, limits, ident, cgroup_fd, cgroup)
         else:
             plan = _plan_namespaced(iso.level, argv, scratch, binds, limits, ident)
-        run = _supervise(plan, stdin=stdin, limits=limits, scratch=scratch)
+        run = _spawn(plan, stdin, limits, scratch)
+        run.plan_level = iso.level
+        yield run, iso, scratch
     finally:
         if cgroup_fd is not None:
             os.close(cgroup_fd)
         _cgroup_remove(cgroup)
+
+
+def _result(run: _Run, iso: Isolation) -> SandboxResult:
     return SandboxResult(
         returncode=_normalise_returncode(run.proc.returncode, iso.level),
         stdout=bytes(run.out.data),
@@ -1168,7 +1572,7 @@ def _describe(level: str) -> str:
     root = os.geteuid() == 0
     disk = (f"disk: RLIMIT_FSIZE per file + scratch usage polled every {_DISK_POLL_SECONDS}s "
             f"(each entry counts >= {_MIN_ENTRY_BYTES} B)")
-    rlimits = "rlimits cpu/as/fsize/nproc/core"
+    rlimits = "rlimits cpu/as/fsize/nproc/core/nofile/msgqueue"
     if level == "none":
         cgroup_base, cgroup_text = _pids_cgroup_base()
         if root:
@@ -1181,31 +1585,39 @@ def _describe(level: str) -> str:
         caught = "via the pids cgroup" if cgroup_base else "only while still in the process group"
         return (f"no namespaces: the child sees the whole host filesystem and network and runs as {who}; "
                 f"scrubbed environment, new session, {rlimits}; {cap}; read_only binds are not applied; "
-                f"detached descendants killed {caught}; {disk}")
+                f"detached descendants killed {caught}; no seccomp filter; {disk}")
     fs = (f"filesystem: read-only {', '.join(d for d in _SYSTEM_DIRS if os.path.exists(d))}, a minimal /etc, "
           f"fresh /proc, read-only /dev with null/zero/full/random/urandom, "
           + (f"interpreter {py.host_prefix} at {py.inside_prefix}" if py.needs_bind
              else f"interpreter under {py.host_prefix}")
           + (" with its site-packages masked" if py.hidden else "")
-          + f", read_only binds, scratch read-write at {INSIDE_SCRATCH} "
-          f"(HOME, TMPDIR); nothing else of the host (/root, /home, /tmp, repos) is visible")
+          + f", read_only binds, scratch at {INSIDE_SCRATCH} (HOME, TMPDIR): a tmpfs of scratch_bytes "
+          f"plus a copy of the caller's files, the only writable place; "
+          f"nothing else of the host (/root, /home, /tmp, repos) is visible")
     if root:
-        who = f"fresh uid per run (>= {_UID_BASE}), no capabilities, no_new_privs"
+        who = (f"fresh uid per run ({_UID_BASE}..{_UID_BASE + _UID_SPAN - 1}, unnamed in /etc/passwd, "
+               f"no live process), no capabilities, no_new_privs")
         cap = "process cap: RLIMIT_NPROC, exact per sandbox because the uid is private"
     else:
         who = f"uid {_USERNS_UID} in a new user namespace, no capabilities"
         cap = "process cap: RLIMIT_NPROC set inside the user namespace (per sandbox on Linux >= 5.14)"
     teardown = "whole tree killed with the pid namespace"
+    _, full_filter, seccomp = _seccomp_filter()
     if level == "bubblewrap":
-        seccomp = ("seccomp filter refuses new user namespaces" if _seccomp_program()
-                   else f"no seccomp filter on {platform.machine()}")
         mode = "as root, no user namespace" if root else "unprivileged, user namespace"
+        disk = ("disk: RLIMIT_FSIZE per file, scratch tmpfs size (ENOSPC; unlinked files count); "
+                "tmpfs inodes not capped by bwrap")
         return (f"{_tool_version(_tool('bwrap'))} ({mode}): new mount/pid/net/ipc/uts/cgroup namespaces, "
                 f"new session, dies with its parent; {who}; {seccomp}; {fs}; {rlimits}; {cap}; "
                 f"{teardown}; {disk}")
+    if not full_filter:
+        seccomp = f"no seccomp filter at this level ({seccomp.split('(', 1)[-1].rstrip(')')})"
+    disk = (f"disk: RLIMIT_FSIZE per file, scratch tmpfs size and inodes (one per {_MIN_ENTRY_BYTES} B "
+            f"of budget; ENOSPC; unlinked files count)")
     return (f"{_tool_version(_tool('unshare'))} as root: new mount/pid/net (loopback down)/ipc/uts/cgroup "
             f"namespaces, chroot into a private tmpfs root (the kernel refuses nested user namespaces "
-            f"to chrooted processes), new session; {who}; {fs}; {rlimits}; {cap}; {teardown}; {disk}")
+            f"to chrooted processes), new session; {who}; {seccomp} (loaded by a Python launcher); "
+            f"{fs}; {rlimits}; {cap}; {teardown}; {disk}")
 
 
 _INSTALL_BWRAP = "apt-get update && apt-get install -y bubblewrap"

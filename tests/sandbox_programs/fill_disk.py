@@ -7,9 +7,13 @@ give_up = int(sys.argv[2])
 block = os.urandom(per_file)
 written = 0
 n = 0
-while written < give_up:
-    with open(f"fill-{n:06d}.bin", "wb") as fh:
-        fh.write(block)
-    written += per_file
-    n += 1
+try:
+    while written < give_up:
+        with open(f"fill-{n:06d}.bin", "wb") as fh:
+            fh.write(block)
+        written += per_file
+        n += 1
+except OSError as exc:
+    print(f"stopped after {written} bytes: errno {exc.errno}")
+    raise SystemExit(5)
 print(f"filled {written} bytes unhindered")
