@@ -2,59 +2,99 @@
 
 A bad submission never stops the batch: it is graded with its status and a
 zero for what could not be graded, and the loop goes on.
+
+A folder under submitted/ whose name is not a valid student id (see
+``identity``) is neither graded nor recorded, and gets no feedback folder:
+grading it under a cleaned-up name could put its scores on another
+student's row, and its own name could point outside feedback/.  It is listed
+with the reason at the end of the class table (and counted in a warning on
+standard error by the command line), so that the instructor can rename the
+folder and grade again; the rest of the class is graded as usual.  It is left
+out of the CSV, whose rows are students.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import literal
 from .assignment import load_assignment
 from .course import ASSIGNMENT, NOTEBOOK, source_notebook
 from .feedback import write_feedback
 from .gradebook import ensure_assignment, record
 from .grader import GradeResult, SandboxUnavailable, grade_submission, ungraded
+from .identity import student_id_problem
+
+
+@dataclass
+class SkippedFolder:
+    shown_name: str  # the folder's name as ascii() writes it: quoted, every odd character escaped
+    reason: str
 
 
 @dataclass
 class ClassReport:
     results: list[GradeResult]
+    skipped: list[SkippedFolder] = field(default_factory=list)
 
     def table(self) -> str:
         width = max((len(r.student) for r in self.results), default=7)
         lines = [f"{'student':<{width}}  {'score':>9}  status", "-" * (width + 30)]
         for r in self.results:
-            lines.append(f"{r.student:<{width}}  {r.score:>4g}/{r.max_score:<4g}  {r.status}"
-                         + (f" ({r.message[:60]})" if r.message else ""))
+            message = f" ({literal.one_line(r.message, limit=60)})" if r.message else ""
+            lines.append(f"{r.student:<{width}}  {r.score:>4g}/{r.max_score:<4g}  {r.status}{message}")
+        if self.skipped:
+            lines += ["", "Not graded: folders under submitted/ whose names are not valid student ids "
+                          "(rename them and grade again):"]
+            lines += [f"  {folder.shown_name}: {folder.reason}" for folder in self.skipped]
         return "\n".join(lines)
 
     def csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         tests = [t.name for t in self.results[0].tests] if self.results else []
+        # An instructor's file: the seed that reproduces each grade belongs here.
         writer.writerow(["student", "status", "score", "max_score", "seed", *tests])
         for r in self.results:
             writer.writerow([r.student, r.status, r.score, r.max_score, r.seed, *[t.score for t in r.tests]])
         return buffer.getvalue()
 
 
-def submissions(root: Path) -> list[tuple[str, Path]]:
-    """(student id, notebook path) for every student folder under submitted/, sorted by id."""
+@dataclass
+class ClassFolders:
+    submissions: list[tuple[str, Path]]  # (student id, notebook path), sorted by id
+    skipped: list[SkippedFolder]
+
+
+def class_folders(root: Path) -> ClassFolders:
+    """Every student folder under submitted/: the valid ids with their notebook path, and the rest."""
     folder = root / "submitted"
+    found = ClassFolders([], [])
     if not folder.is_dir():
-        return []
-    return [(student.name, student / ASSIGNMENT / NOTEBOOK) for student in sorted(folder.iterdir())
-            if student.is_dir()]
+        return found
+    for student in sorted(folder.iterdir()):
+        if not student.is_dir():
+            continue
+        problem = student_id_problem(student.name)
+        if problem is None:
+            found.submissions.append((student.name, student / ASSIGNMENT / NOTEBOOK))
+        else:
+            found.skipped.append(SkippedFolder(ascii(student.name)[:200], problem))
+    return found
 
 
 def grade_class(root: Path, *, base_seed: int | None = None, allow_unsandboxed: bool = False,
                 progress=print) -> ClassReport:
     ensure_assignment(root)
     assignment = load_assignment(source_notebook(root))
+    folders = class_folders(root)
+    for skipped in folders.skipped:
+        progress(f"{skipped.shown_name}: not graded: {skipped.reason}")
     results = []
-    for student, path in submissions(root):
+    for student, path in folders.submissions:
         # A missing notebook is graded too: the student gets the status "missing", not silence.
         try:
             result = grade_submission(path, root=root, student=student, base_seed=base_seed,
@@ -70,4 +110,4 @@ def grade_class(root: Path, *, base_seed: int | None = None, allow_unsandboxed: 
         write_feedback(result, assignment, root / "feedback" / student / ASSIGNMENT)
         progress(f"{student}: {result.score:g}/{result.max_score:g} ({result.status})")
         results.append(result)
-    return ClassReport(results)
+    return ClassReport(results, folders.skipped)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .course import default_root
+from .identity import InvalidStudentId, check_student_id
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade = sub.add_parser("grade", help="grade one submission in the sandbox")
     grade.add_argument("submission", type=Path)
-    grade.add_argument("--student", help="student id (default: the file name)")
+    grade.add_argument("--student", type=_student_id,
+                       help="student id; required with --record (otherwise the file name is shown). "
+                            "ASCII letters, digits and _ . - @ +, starting with a letter or digit, "
+                            "at most 128 characters")
     grade.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
     grade.add_argument("--out", type=Path, help="write the result here instead of to standard output")
     grade.add_argument("--feedback", type=Path, help="also write feedback.md and feedback.html into this folder")
-    grade.add_argument("--record", action="store_true", help="also store the scores in gradebook.db")
+    grade.add_argument("--record", action="store_true",
+                       help="also store the scores in gradebook.db under --student (which is then required)")
     _common_grading_options(grade)
 
     grade_class = sub.add_parser("grade-class", help="grade every submission under submitted/")
@@ -58,11 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _common_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="base seed of the random inputs (default: fresh each run)")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="grade even where no sandbox is available (student code then runs unisolated)")
+                        help="grade even where no sandbox is available. UNSAFE: student code then runs with "
+                             "the grader's own rights, so neither this machine nor the grade is protected: it "
+                             "can read or change any file the grader can (the gradebook, instructor files), "
+                             "import the reference engine to copy its answers, and leave processes behind. "
+                             "Use only for code you trust")
+
+
+def _student_id(text: str) -> str:
+    try:
+        return check_student_id(text)
+    except InvalidStudentId as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid student id: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "grade" and args.record and args.student is None:
+        # The file name is the uploader's choice: recording under it would let
+        # anyone's upload named victim.ipynb replace victim's grade.
+        parser.error("grade --record needs --student ID: the gradebook entry is never taken from the file name")
     root = (args.root or default_root()).resolve()
     from .grader import SandboxUnavailable
 
@@ -85,11 +106,14 @@ def _release(args, root: Path) -> int:
 
 
 def _grade(args, root: Path) -> int:
-    from .formats import render
+    from .formats import instructor_summary, render
     from .grader import grade_submission
 
     result = grade_submission(args.submission, root=root, student=args.student, base_seed=args.seed,
                               allow_unsandboxed=args.unsafe_no_sandbox)
+    # The seed and the isolation detail are for the instructor: standard error,
+    # never the rendered result, which may be handed to the student (--out).
+    print(instructor_summary(result), file=sys.stderr)
     text = render(result, args.format)
     if args.out:
         args.out.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
@@ -114,6 +138,9 @@ def _grade_class(args, root: Path) -> int:
     report = grade_class(root, base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
     print()
     print(report.table())
+    if report.skipped:
+        print(f"warning: {len(report.skipped)} folder(s) under submitted/ are not valid student ids and were "
+              "not graded; see the end of the table", file=sys.stderr)
     if args.csv:
         args.csv.write_text(report.csv(), encoding="utf-8")
     return 0

@@ -6,17 +6,21 @@ computation graph is drawn in the module's ASCII style with the tensors whose
 gradient differs marked, both values beside them.  The feedback holds only
 what the grader itself produced: test titles, scenario explanations, the
 comparison's sentences and the drawing; never test source and never raw
-output of the student's process.
+output of the student's process.  It holds neither the seed nor the
+isolation detail (instructor-only).  Everything in it that the submission
+could influence (the comparison's sentences, notes, the message, names) is
+escaped by ``literal`` so that it stays literal text in feedback.md and in
+the HTML made from it.
 """
 
 from __future__ import annotations
 
-import html
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from . import literal
 from .assignment import Assignment, Scenario
 from .results import GradeResult
 from .scenarios import reference_namespace, scenario_seed
@@ -141,14 +145,12 @@ def gradient_differences(problems: list[str]) -> dict[str, str]:
 def feedback_markdown(result: GradeResult, assignment: Assignment) -> str:
     scenarios = {s.name: s for test in assignment.tests for s in test.scenarios}
     lines = [
-        f"# Feedback: Module 05 (Autograd), {result.student}",
+        f"# Feedback: Module 05 (Autograd), {literal.markdown_inline(result.student)}",
         "",
-        f"**Score: {result.score:g} / {result.max_score:g}** · status: {result.status}"
-        + (f" ({result.message})" if result.message else ""),
+        f"Score: **{result.score:g} / {result.max_score:g}** · status: {literal.markdown_inline(result.status)}"
+        + (f" ({literal.markdown_inline(result.message)})" if result.message else ""),
         "",
-        f"Inputs were drawn with seed `{result.seed}`; the same seed reproduces this grade.",
-        "",
-        *[f"- {note}" for note in result.notes],
+        *[f"- {literal.markdown_inline(note)}" for note in result.notes],
         "",
         "| test | points | result |",
         "| --- | ---: | --- |",
@@ -159,17 +161,17 @@ def feedback_markdown(result: GradeResult, assignment: Assignment) -> str:
             continue
         lines += ["", f"## {test.title} (`{test.name}`): 0 of {test.max_score:g} points", ""]
         if not test.scenarios:
-            lines += [test.output]
+            lines += literal.markdown_block(test.output)
         for outcome in test.scenarios:
             if outcome.passed:
                 continue
             lines += [outcome.summary, ""]
-            lines += [f"- {problem}" for problem in outcome.problems]
-            differing = gradient_differences(outcome.problems)
+            lines += [f"- {literal.markdown_inline(problem)}" for problem in outcome.problems]
+            differing = {name: literal.one_line(text) for name, text in gradient_differences(outcome.problems).items()}
             if differing and outcome.name in scenarios:
                 local_vars, created = capture_tensors(scenarios[outcome.name],
                                                       scenario_seed(outcome.name, result.seed))
-                lines += ["", "```", draw_graph(local_vars, created, differing), "```"]
+                lines += ["", *literal.markdown_block(draw_graph(local_vars, created, differing))]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -177,12 +179,12 @@ def feedback_markdown(result: GradeResult, assignment: Assignment) -> str:
 def feedback_html(markdown_text: str, title: str) -> str:
     import mistune
 
-    # escape=True: text that came from a submission (error messages) must
-    # not become markup in a page the student or an instructor opens.
+    # The Markdown already escapes what came from the submission; escape=True
+    # is the second guard: raw HTML that slipped through is shown, not run.
     body = mistune.create_markdown(escape=True, plugins=["table"])(markdown_text)
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title>"
+        f"<title>{literal.for_html(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
         "pre{background:#f6f8fa;padding:1rem;overflow-x:auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem}</style>"

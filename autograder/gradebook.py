@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .course import ASSIGNMENT, NOTEBOOK
+from .identity import check_student_id
 from .results import GradeResult
 
 NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
@@ -42,9 +43,14 @@ def ensure_assignment(root: Path) -> None:
 
 
 def record(result: GradeResult, *, root: Path) -> None:
-    """Store ``result``'s test scores as the student's autograded scores for the assignment."""
+    """Store ``result``'s test scores as the student's autograded scores for the assignment.
+
+    Raises InvalidStudentId before touching the gradebook if ``result.student``
+    is not a valid id: the last guard for a caller that forgot to check it.
+    """
     from nbgrader.api import Gradebook
 
+    check_student_id(result.student)
     ensure_assignment(root)
     with Gradebook(gradebook_url(root)) as gradebook:
         gradebook.update_or_create_student(result.student)

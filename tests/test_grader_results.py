@@ -77,7 +77,10 @@ def test_failed_test_explains_itself(graded):
 
 def test_gradescope_json_shape(graded):
     data = json.loads(render(graded["first_arrival"], "json"))
-    assert {"score", "execution_time", "output", "tests", "status", "seed", "isolation"} <= set(data)
+    assert {"score", "execution_time", "output", "tests", "status", "isolation", "instructor"} <= set(data)
+    # The seed is instructor-only: kept out of the top level Gradescope shows, kept under "instructor".
+    assert "seed" not in data and data["instructor"]["seed"] == graded["first_arrival"].seed
+    assert data["isolation"] == sandbox.detect_isolation().level
     assert data["score"] == sum(test["score"] for test in data["tests"])
     for test in data["tests"]:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
@@ -99,7 +102,7 @@ def test_text_and_markdown_name_every_test(graded):
     for fmt in ("text", "markdown"):
         text = render(graded["first_arrival"], fmt)
         assert all(test.grade_id in text for test in ASSIGNMENT.tests)
-        assert "seed" in text and str(graded["first_arrival"].seed) in text
+        assert "seed" not in text  # instructor-only (the command line prints it to standard error)
 
 
 def test_feedback_draws_the_graph_and_marks_the_wrong_gradient(graded):
@@ -123,41 +126,6 @@ def test_feedback_html_escapes_what_came_from_the_submission(graded):
     result.tests[0].scenarios[0].problems.append("<script>alert('x')</script>")
     html_text = feedback_html(feedback_markdown(result, ASSIGNMENT), "t")
     assert "<script>alert" not in html_text and "&lt;script&gt;" in html_text
-
-
-def test_child_errors_keep_only_type_and_place():
-    from autograder.child_report import safe_error
-
-    assert safe_error("ValueError: def scenario_x(tt, rng): (in apply, line 3)") == "ValueError in apply, line 3"
-    assert safe_error("Timeout: took longer than 10 s") == "Timeout (took longer than 10 s)"
-    assert safe_error(["not", "text"]) == "an error"
-
-
-def test_child_report_ignores_forged_and_malformed_lines():
-    from autograder.child_report import UNREADABLE, parse_report
-
-    job = {"cells": [{"id": "exercise_add"}], "tests": [{"id": "t", "scenarios": [{"name": "s"}]}]}
-    lines = [
-        b"[" * 100_000,  # deeper than json can parse
-        b'{"event": "cell", "id": "def scenario_leak(tt, rng): ...", "error": "x"}',  # not a job cell
-        b'{"event": "scenario", "test": "t", "scenario": "s", "result": {"observed": {"x": ' + b"9" * 400 + b"}}}",
-        b'{"event": "scenario", "test": "t", "scenario": "s", "result": {"observed": {"x": 1.0}}}',
-        b'{"event": "done"}',
-        b'{"event": "cell", "id": "exercise_add", "error": "NameError: \ud800 quoted hidden test"}',
-    ]
-    report = parse_report(b"\n".join(lines), job)
-    assert report.cell_errors == {"exercise_add": "NameError"}
-    # The first line for a scenario counts, and a number too large to be a float is unreadable.
-    assert report.scenario_results == {("t", "s"): {"error": UNREADABLE}}
-    assert report.complete
-
-
-def test_observed_strings_that_are_not_plain_names_are_described():
-    from autograder.child_report import plain_value
-
-    assert plain_value({"grad_fn": "AddBackward"}, 0) == {"grad_fn": "AddBackward"}
-    assert plain_value({"grad_fn": "x\u2028<script>" * 3}, 0) == {"grad_fn": "<a text of 30 characters>"}
-    assert plain_value({"kind": "object", "type": "\ud800"}, 0) == {"kind": "object", "type": "<a text of 1 characters>"}
 
 
 def test_write_feedback_files(graded, tmp_path):
@@ -204,6 +172,7 @@ def test_grade_command_exit_code_and_json_file(notebooks, tmp_path):
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text())["score"] == 0
+    assert "--seed 3" in run.stderr  # the instructor learns how to reproduce the grade
     assert (tmp_path / "fb" / "feedback.html").exists()
 
 
