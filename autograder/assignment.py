@@ -51,6 +51,9 @@ class EngineCell:
 class Assignment:
     engine_cells: tuple[EngineCell, ...]
     tests: tuple[TestCell, ...]
+    # Every code cell's id in notebook order, tests and closing demos included:
+    # where a cell the student added sits is known by the cell before it.
+    cell_order: tuple[str, ...] = ()
 
     @property
     def solution_ids(self) -> tuple[str, ...]:
@@ -69,17 +72,18 @@ def load_assignment(source_path: Path) -> Assignment:
     code_cells = [_plain_cell(cell) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     graded = [i for i, cell in enumerate(code_cells) if _meta(cell).get("grade")]
     last_test = graded[-1] if graded else -1
-    engine, tests = [], []
+    engine, tests, order = [], [], []
     for index, cell in enumerate(code_cells):
         meta = _meta(cell)
+        cell_id = meta.get("grade_id") or cell.id or f"cell{index}"
+        order.append(cell_id)
         if meta.get("grade"):
             tests.append(_test_cell(cell, meta))
         elif index < last_test:
             # Cells after the last test only illustrate (measurements, demos):
             # they cost time and decide nothing, so the grader skips them.
-            engine.append(EngineCell(meta.get("grade_id") or cell.id or f"cell{index}",
-                                     cell.source, bool(meta.get("solution"))))
-    return Assignment(tuple(engine), tuple(tests))
+            engine.append(EngineCell(cell_id, cell.source, bool(meta.get("solution"))))
+    return Assignment(tuple(engine), tuple(tests), tuple(order))
 
 
 @dataclass(frozen=True)

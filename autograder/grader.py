@@ -1,46 +1,42 @@
-"""Grading one submission: the student's engine runs in a sandbox, the score is decided here.
+"""Grading one submission: the tests run here, against the student's engine hosted in a sandbox.
 
 The pipeline:
 
-    read the submission (submission.py) -> build the job: the instructor's given
-    cells, the student's solution cells, every test's scenarios with fresh seeds
-    -> run child_runner.py in the sandbox (sandbox.py) -> parse its report lines
-    -> run the same scenarios on the reference engine here -> compare
-    (scenarios.py) -> a GradeResult with one TestResult per test cell.
+    read the submission (submission.py) -> the cells that build the student's
+    engine: the instructor's given cells, the student's solution cells and the
+    cells the student added, in notebook order -> start the engine host in the
+    sandbox (engine_runner.py) -> run every scenario here, in an order drawn
+    from the seed, against a proxy of that engine (remote_engine.py) and
+    against the reference engine -> compare (scenarios.py) -> a GradeResult
+    with one TestResult per test cell.
 
-What crosses from the child is JSON lines that are parsed and checked here;
-nothing the child does can change a score except computing the right
-observations for inputs it could not know in advance.
+Nothing secret or authoritative enters the student's process: it receives
+cells and operations with their operand values, never scenario code, names,
+seeds or expected values, and answers with values the grader decodes
+strictly (protocol.py).  Every clock is the grader's.
 """
 
 from __future__ import annotations
 
-import json
+import random
 import secrets
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import sandbox
-from .assignment import Assignment, TestCell, load_assignment
-from .child_report import ChildReport, parse_report
+from .assignment import Assignment, Scenario, TestCell, load_assignment
+from .engine_runner import EngineRunner, JobCell, Timing
+from .results import GradeResult, ScenarioOutcome, TestResult
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, reference_namespace, scenario_seed
-from .results import GradeResult, ScenarioOutcome, TestResult
-from .submission import blank_solution, read_submission
+from .submission import ReadSubmission, blank_solution, read_submission
 
-HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("child_runner.py", "scenario_runtime.py")
-
-# One budget for the whole submission, and smaller limits inside it: a loop
-# that ignores the per-cell alarm costs the budget once, not once per cell.
+# One budget for the whole submission, and a deadline for every request inside
+# it: a cell or a backward() that never returns costs one request's time, then
+# a fresh engine process takes the remaining scenarios.
 DEFAULT_LIMITS = sandbox.Limits(wall_seconds=60.0, cpu_seconds=60, memory_bytes=2 * 1024**3,
                                 max_processes=16, output_bytes=4 * 1024**2)
-CELL_SECONDS = 10.0
-SCENARIO_SECONDS = 10.0
+REQUEST_SECONDS = 10.0
 
 
 class SandboxUnavailable(RuntimeError):
@@ -77,62 +73,58 @@ def grade_submission(
     if read.status != "ok":
         return _ungraded(assignment, read.status, read.message, hidden_visibility, **context)
 
-    job = build_job(assignment, read.solutions, seed)
-    run = run_child(job, limits=limits, isolation=isolation)
-    report = parse_report(run.stdout, job)
-    tests = judge(assignment, report, seed, hidden_visibility)
-    status, message = _run_status(run, report, limits)
-    notes = list(read.notes) + _cell_notes(report)
+    cells, skipped = job_cells(assignment, read)
+    timing = Timing(request_seconds=REQUEST_SECONDS, budget_seconds=limits.wall_seconds)
+    with EngineRunner(cells, isolation=isolation, limits=limits, timing=timing) as runner:
+        actual = {
+            (test.grade_id, scenario.name): runner.run(scenario.function(), scenario_seed(scenario.name, seed))
+            for test, scenario in scenario_order(assignment, seed)
+        }
+    tests = judge(assignment, actual, seed, hidden_visibility)
+    status, message = _run_status(runner.state.gave_up, limits)
+    notes = list(read.notes) + skipped + runner.state.notes
     return _result(assignment, tests, status, message, notes, **context)
 
 
-def build_job(assignment: Assignment, solutions: dict[str, str], seed: int) -> dict:
-    """The child's instructions: cells to run in order, and every test's scenarios with their seeds."""
-    cells = []
-    for cell in assignment.engine_cells:
-        source = cell.source
-        if cell.is_solution:
-            source = solutions.get(cell.cell_id, blank_solution(cell))
-        cells.append({"id": cell.cell_id, "source": source})
-    tests = [
-        {"id": test.grade_id,
-         "scenarios": [{"name": s.name, "source": s.source, "seed": scenario_seed(s.name, seed)}
-                       for s in test.scenarios]}
-        for test in assignment.tests
-    ]
-    return {"cells": cells, "tests": tests, "cell_timeout": CELL_SECONDS, "scenario_timeout": SCENARIO_SECONDS}
+def job_cells(assignment: Assignment, read: ReadSubmission) -> tuple[list[JobCell], list[str]]:
+    """The cells that build the student's engine, in notebook order; and notes on cells not run.
 
-
-def run_child(job: dict, *, limits: sandbox.Limits, isolation: sandbox.Isolation) -> sandbox.SandboxResult:
-    """Run child_runner.py on ``job`` in a fresh scratch folder that is deleted afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="grade-"))
-    try:
-        for name in CHILD_FILES:
-            shutil.copy(HERE / name, scratch / name)
-        binds = sandbox.package_binds("numpy")
-        inside = [inside_path for _, inside_path in binds] if isolation.level != "none" else []
-        job = dict(job, sys_path=sorted({str(Path(p).parent) for p in inside}))
-        (scratch / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        argv = [sys.executable, "-E", "-s", "child_runner.py", "job.json"]
-        return sandbox.run_sandboxed(argv, scratch=scratch, read_only=binds if inside else (),
-                                     limits=limits, isolation=isolation)
-    finally:
-        remove_tree(scratch)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a scratch folder whatever the submission left in it.
-
-    ``rm -rf`` walks the tree without recursion; shutil.rmtree recurses and
-    fails on a folder nested a few thousand levels deep.
+    Given cells come from the instructor's notebook, whatever the submission
+    did to them; solution cells are the student's; cells the student added run
+    where they stand, after the assignment cell above them.  Test cells never
+    run in the engine's process: the tests run in the grader.
     """
-    try:
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False, capture_output=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(path, ignore_errors=True)
+    position = {cell_id: index for index, cell_id in enumerate(assignment.cell_order)}
+    last_test = max((position[test.grade_id] for test in assignment.tests), default=-1)
+    added = list(read.added)
+    cells: list[JobCell] = []
+
+    def take_added_before(index: int) -> None:
+        while added and (-1 if added[0].after is None else position[added[0].after]) < index:
+            cell = added.pop(0)
+            cells.append(JobCell(f"cell {cell.number}", cell.source, student=True))
+
+    for cell in assignment.engine_cells:
+        take_added_before(position[cell.cell_id])
+        if cell.is_solution:
+            cells.append(JobCell(cell.cell_id, read.solutions.get(cell.cell_id, blank_solution(cell)), True))
+        else:
+            cells.append(JobCell(cell.cell_id, cell.source, student=False))
+    take_added_before(last_test)
+    skipped = [f"cell {cell.number} comes after the last test, so no test can use it: it was not run"
+               for cell in added]
+    return cells, skipped
 
 
-def judge(assignment: Assignment, report: ChildReport, seed: int, hidden_visibility: str) -> list[TestResult]:
+def scenario_order(assignment: Assignment, seed: int) -> list[tuple[TestCell, Scenario]]:
+    """Every scenario, in an order drawn from the seed: the engine cannot tell which test runs by counting."""
+    pairs = [(test, scenario) for test in assignment.tests for scenario in test.scenarios]
+    random.Random(seed).shuffle(pairs)
+    return pairs
+
+
+def judge(assignment: Assignment, actual: dict[tuple[str, str], dict], seed: int,
+          hidden_visibility: str) -> list[TestResult]:
     """Compare every scenario's result with the reference engine's; all scenarios of a test must agree."""
     reference = reference_namespace()
     tests = []
@@ -142,19 +134,15 @@ def judge(assignment: Assignment, report: ChildReport, seed: int, hidden_visibil
             expected = run_scenario(scenario.function(), reference, scenario_seed(scenario.name, seed))
             if "error" in expected:
                 raise RuntimeError(f"the reference engine fails {scenario.name}: {expected['error']}")
-            actual = report.scenario_results.get((test.grade_id, scenario.name))
-            if actual is None:
-                problems = ["not run: grading stopped before this scenario (see the submission's status)"]
-            else:
-                problems = _compare_safely(expected, actual)
+            problems = _compare_safely(expected, actual.get((test.grade_id, scenario.name)))
             outcomes.append(ScenarioOutcome(scenario.name, scenario.summary, not problems, problems))
         tests.append(_test_result(test, outcomes, hidden_visibility))
     return tests
 
 
 def _compare_safely(expected: dict, actual: dict) -> list[str]:
-    # The child's result was validated already; a failure here is a grader bug,
-    # and it must cost this scenario only, never the whole batch.
+    # Both results were made here from decoded values; a failure is a grader
+    # bug, and it must cost this scenario only, never the whole batch.
     try:
         return compare_results(expected, actual)
     except Exception as error:  # noqa: BLE001
@@ -176,22 +164,15 @@ def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibil
     )
 
 
-def _run_status(run: sandbox.SandboxResult, report: ChildReport, limits: sandbox.Limits) -> tuple[str, str]:
-    # Completeness is judged from the results themselves and the exit code,
-    # not from anything the child says about itself (a "done" line is forgeable).
-    if report.complete and run.returncode == 0:
+def _run_status(gave_up: str, limits: sandbox.Limits) -> tuple[str, str]:
+    if not gave_up:
         return "graded", ""
-    if run.timed_out:
-        return "timeout", (f"grading stopped after the submission's time budget of "
-                           f"{limits.wall_seconds:g} s; tests that did not run score 0. "
-                           "Look for an infinite loop or a backward() that follows every path separately.")
-    reason = run.killed_reason or f"exit code {run.returncode}"
-    return "crashed", (f"your code stopped the grading process early ({reason}); tests that did not run "
-                       "score 0. Look for sys.exit(), os._exit(), unbounded memory or output.")
-
-
-def _cell_notes(report: ChildReport) -> list[str]:
-    return [f"cell {cell_id} raised {error}" for cell_id, error in report.cell_errors.items() if error]
+    if "time budget" in gave_up:
+        return "timeout", (f"grading stopped after the submission's time budget of {limits.wall_seconds:g} s; "
+                           "tests that did not run score 0. Look for an infinite loop or a backward() that "
+                           "follows every path separately.")
+    return "crashed", (f"{gave_up}; tests that did not run score 0. Look for sys.exit(), os._exit(), "
+                       "unbounded memory or output.")
 
 
 def ungraded(assignment: Assignment, status: str, message: str, *, student: str, submission: str, seed: int,

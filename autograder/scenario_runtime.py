@@ -48,6 +48,18 @@ class EngineNamespace:
         for name in ENGINE_NAMES:
             setattr(self, name, names.get(name, _Missing(name)))
 
+    @staticmethod
+    def scale_grad_in_place(tensor, factor: float) -> None:
+        """Multiply ``tensor.grad`` in place, as an optimizer step would.
+
+        A scenario decides whether two tensors share one gradient array by
+        doing this to one and reading the other: on the student's engine in the
+        sandbox the same request runs there, so nothing is taken on trust.
+        """
+        if type(tensor.grad) is not np.ndarray:
+            raise TypeError(f".grad is a {type(tensor.grad).__name__}, not a numpy array")
+        np.multiply(tensor.grad, factor, out=tensor.grad)
+
 
 class _Missing:
     def __init__(self, name: str) -> None:

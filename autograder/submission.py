@@ -18,12 +18,22 @@ from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class AddedCell:
+    """A code cell the student added (no nbgrader metadata): it runs where it stands, as in Jupyter."""
+
+    number: int  # its position in the notebook, counting from 1, as the student sees it
+    after: str | None  # the id of the nearest assignment cell above it; None at the top
+    source: str
+
+
 @dataclass
 class ReadSubmission:
     status: str  # "ok", "missing", "invalid_notebook", "wrong_assignment"
     message: str
     solutions: dict[str, str] = field(default_factory=dict)  # solution grade_id -> the student's cell source
     notes: list[str] = field(default_factory=list)  # things the student should know, e.g. a missing cell
+    added: list[AddedCell] = field(default_factory=list)
 
 
 def read_submission(path: Path, assignment: Assignment) -> ReadSubmission:
@@ -72,10 +82,21 @@ def _parse(raw: bytes):
 
 def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     wanted = set(assignment.solution_ids)
+    known = set(assignment.cell_order)
     found: dict[str, str] = {}
     notes: list[str] = []
-    for cell in notebook.get("cells", []):
+    added: list[AddedCell] = []
+    after: str | None = None
+    for number, cell in enumerate(notebook.get("cells", []), start=1):
         grade_id = _grade_id(cell)
+        if grade_id in known:
+            after = grade_id
+        elif grade_id is None and _is_code(cell):
+            source = _source_text(cell.get("source", ""))
+            if source is None:
+                _note_once(notes, f"cell {number} has no readable source: it was not run")
+            elif source.strip():
+                added.append(AddedCell(number, after, source))
         if grade_id not in wanted:
             continue
         if cell.get("cell_type") != "code":
@@ -98,7 +119,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     for grade_id in assignment.solution_ids:
         if grade_id not in found and not any(f"cell {grade_id} " in note for note in notes):
             notes.append(f"cell {grade_id} is missing from the notebook: graded as not attempted")
-    return ReadSubmission("ok", "", found, notes)
+    return ReadSubmission("ok", "", found, notes, added)
 
 
 def _grade_id(cell) -> str | None:
@@ -109,6 +130,10 @@ def _grade_id(cell) -> str | None:
     nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
     grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
     return grade_id if isinstance(grade_id, str) else None
+
+
+def _is_code(cell) -> bool:
+    return isinstance(cell, dict) and cell.get("cell_type") == "code"
 
 
 def _source_text(source) -> str | None:

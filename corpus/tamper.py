@@ -218,26 +218,22 @@ ATTACKS = [
            "Tensor.backward = odd_backward\n"),
     Attack("forge_done_then_exit", "claims to be done, then exits before any test ran", "blank",
            "import json, os\nfor fd in range(3, 12):\n    try:\n"
-           "        os.write(fd, b'{\"event\": \"done\"}\\n')\n    except OSError:\n        pass\nos._exit(0)\n",
-           statuses=frozenset({"crashed"})),
+           "        os.write(fd, b'{\"event\": \"done\"}\\n')\n    except OSError:\n        pass\nos._exit(0)\n"),
     Attack("deeply_nested_folders", "leaves a folder nested thousands of levels deep in its scratch space",
            "backward_only",
            "import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(os.path.expanduser('~'))\n"),
     Attack("lines_starting_with_bang", "honest code with a continuation line that starts with != (not a magic)",
            "backward_only", "_flag = (1\n         != 2)\n"),
     Attack("sys_exit", "sys.exit() in a cell", "backward_only", "import sys\nsys.exit(0)\n"),
-    Attack("os_exit", "os._exit() in a cell: the process ends at once", "blank", "import os\nos._exit(0)\n",
-           statuses=frozenset({"crashed"})),
+    Attack("os_exit", "os._exit() in a cell: the process ends at once", "blank", "import os\nos._exit(0)\n"),
     Attack("kill_parent", "kills its parent and its process group", "blank",
            "import os, signal\nfor target in (os.getppid(), 1):\n    try:\n        os.kill(target, signal.SIGKILL)\n"
-           "    except OSError:\n        pass\ntry:\n    os.killpg(0, signal.SIGKILL)\nexcept OSError:\n    pass\n",
-           statuses=frozenset({"crashed"})),
+           "    except OSError:\n        pass\ntry:\n    os.killpg(0, signal.SIGKILL)\nexcept OSError:\n    pass\n"),
     Attack("infinite_loop_ignoring_signals", "an infinite loop that ignores SIGINT, SIGTERM and the alarm",
            "blank",
            "import signal\nfor sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):\n"
            "    signal.signal(sig, signal.SIG_IGN)\nwhile True:\n    try:\n        pass\n"
-           "    except BaseException:\n        pass\n",
-           statuses=frozenset({"timeout"})),
+           "    except BaseException:\n        pass\n"),
     Attack("fork_bomb", "forks without end", "blank",
            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
            statuses=frozenset({"graded", "timeout", "crashed"})),
@@ -253,8 +249,7 @@ ATTACKS = [
            "for n in range(1_000_000):\n    print('line', n)\n"),
     Attack("flood_the_report_stream", "writes endless text to every open file descriptor", "blank",
            "import os\nline = b'x' * 1000 + b'\\n'\nwhile True:\n    for fd in range(1, 12):\n"
-           "        try:\n            os.write(fd, line)\n        except OSError:\n            pass\n",
-           statuses=frozenset({"crashed", "timeout"})),
+           "        try:\n            os.write(fd, line)\n        except OSError:\n            pass\n"),
     Attack("network_access", "connects to a server on 127.0.0.1 and to the internet", "backward_only",
            CHEAT + "import socket\nfor address in [('127.0.0.1', PORT), ('1.1.1.1', 53)]:\n    try:\n"
            "        socket.create_connection(address, timeout=2).close()\n        _cheat()\n"
@@ -269,4 +264,75 @@ ATTACKS = [
            "backward_only", edit=_solution_metadata_claims_points),
     Attack("duplicate_solution_cell", "a second copy of the addition cell with a correct solution",
            "backward_only", edit=_duplicate_with_correct_second_copy),
+    # The remote engine (issue 7): the child hosts the engine; tests, seeds and verdicts stay in the grader.
+    Attack("take_over_the_engine_host", "finds the engine host through gc, looks for test code in the process "
+           "and answers every request itself with plausible gradients", "blank",
+           CHEAT + "import gc\nimport numpy as np\n"
+           "hosts = [o for o in gc.get_objects() if type(o).__name__ == 'Host']\n"
+           "secrets_seen = [o for o in gc.get_objects() if isinstance(o, str)\n"
+           "                and ('def scenario_' in o or 'check_against_reference' in o or 'seed' in o.lower())]\n"
+           "if secrets_seen:\n    _cheat()\n"
+           "for host in hosts:\n"
+           "    original = host._run_ops\n"
+           "    def forged(ops, original=original, host=host):\n"
+           "        reply = original(ops)\n"
+           "        if ops and ops[-1][0] == 'get' and ops[-1][3] == 'grad':\n"
+           "            return {'done': host.protocol.encode(np.ones(3))}\n"
+           "        return reply\n"
+           "    host._run_ops = forged\n"),
+    Attack("patch_numpy_in_the_child", "an engine whose leaf and retained gradients share one array patches "
+           "numpy's identity, equality and in-place functions to hide it", "aliasing",
+           "import numpy as np\n"
+           "np.shares_memory = lambda *a, **k: False\nnp.may_share_memory = lambda *a, **k: False\n"
+           "np.array_equal = lambda *a, **k: True\nnp.allclose = lambda *a, **k: True\n"
+           "_real_multiply = np.multiply\n"
+           "def _multiply(x, y, out=None, **k):\n    return _real_multiply(x, y)\n"
+           "np.multiply = _multiply\n"),
+    Attack("exfiltrate_the_requests", "records every request the engine receives and sends the transcript "
+           "back in exception messages", "blank",
+           "import gc\nseen = []\n"
+           "for host in [o for o in gc.get_objects() if type(o).__name__ == 'Host']:\n"
+           "    original = host._run\n"
+           "    def recording(op, original=original):\n        seen.append(repr(op)[:200])\n        return original(op)\n"
+           "    host._run = recording\n"
+           "def leaky_backward(self, gradient=None):\n    raise ValueError(' | '.join(seen[-40:]))\n"
+           "Tensor.backward = leaky_backward\n"),
+    Attack("markup_in_errors", "exception messages and class names carry Markdown, HTML and a fake verdict",
+           "blank",
+           "class Evil(Exception):\n    pass\n"
+           "def marked_backward(self, gradient=None):\n"
+           "    raise Evil('**Score overridden by the instructor: 100/100** [request a regrade](http://x.example) '\n"
+           "               '<script>alert(1)</script> <img src=x onerror=alert(1)> \\x1b[2J\\r# passed')\n"
+           "Tensor.backward = marked_backward\n"),
+    Attack("malformed_replies", "the host's reply stream gets oversized headers, deep JSON, huge arrays and "
+           "non-values", "blank",
+           "import gc, struct, json\n"
+           "for host in [o for o in gc.get_objects() if type(o).__name__ == 'Host']:\n"
+           "    bad = [{'done': {'array': ['float64', [10**9], '']}}, {'done': {'ref': -1, 'kind': 'x', 'type': 1}},\n"
+           "           {'failed': ['not', 'an', 'error'], 'at': 'x'}, {'done': {'str': 'x' * 10000}}]\n"
+           "    state = {'n': 0}\n"
+           "    def garbled(ops, host=host, bad=bad, state=state):\n"
+           "        state['n'] += 1\n"
+           "        if state['n'] % 5 == 0:\n"
+           "            host.replies.write(struct.pack('>I', 2**31) + b'[' * 1000)\n"
+           "            host.replies.flush()\n"
+           "        return bad[state['n'] % len(bad)]\n"
+           "    host._run_ops = garbled\n",
+           # A process that keeps breaking the contract is replaced until the grader gives up on it.
+           statuses=frozenset({"graded", "crashed"})),
+    Attack("cancel_the_alarms", "backward() cancels every timer and alarm, then loops forever", "blank",
+           "import signal\n"
+           "def stuck_backward(self, gradient=None):\n"
+           "    signal.setitimer(signal.ITIMER_REAL, 0)\n    signal.setitimer(signal.ITIMER_VIRTUAL, 0)\n"
+           "    for sig in (signal.SIGALRM, signal.SIGINT, signal.SIGTERM):\n        signal.signal(sig, signal.SIG_IGN)\n"
+           "    while True:\n        pass\n"
+           "Tensor.backward = stuck_backward\n",
+           statuses=frozenset({"timeout"})),
+    Attack("memfd_and_unlinked_files", "holds memory in a memfd and disk in an unlinked open file, past the limits",
+           "backward_only",
+           "import os\nchunk = b'x' * (64 * 1024 * 1024)\nheld = []\n"
+           "try:\n    fd = os.memfd_create('hoard')\n    held.append(fd)\n"
+           "    for _ in range(48):\n        os.write(fd, chunk)\nexcept OSError:\n    pass\n"
+           "try:\n    handle = open('hidden', 'wb')\n    os.unlink('hidden')\n    held.append(handle)\n"
+           "    for _ in range(32):\n        handle.write(chunk)\n        handle.flush()\nexcept OSError:\n    pass\n"),
 ]

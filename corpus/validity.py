@@ -209,6 +209,8 @@ for node in order:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
         loses=frozenset({BACKWARD_ORDER, LINEAR_TIME}),
+        # The random graph of the integration test catches it on most draws, not all.
+        may_lose=frozenset({COMPLEX_GRAPH}),
     ),
     Variant(
         name="backward_breadth_first_order",
@@ -247,6 +249,8 @@ for node in order:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
         loses=frozenset({BACKWARD_VISIBLE, BACKWARD_ORDER, LINEAR_TIME}),
+        # The random graph of the integration test catches it on nearly every draw.
+        may_lose=frozenset({COMPLEX_GRAPH}),
     ),
     Variant(
         name="backward_shares_grad_array",

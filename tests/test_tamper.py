@@ -10,6 +10,7 @@ without one the module is skipped and says how to get one.
 from __future__ import annotations
 
 import hashlib
+import platform
 import socket
 import tempfile
 import threading
@@ -19,11 +20,12 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.corpus import instructor_bodies, load_corpus_file, submission_notebook
+from autograder.corpus import (instructor_bodies, load_corpus_file, load_variants, submission_notebook,
+                               variant_notebook)
 from autograder.course import copy_course, release_notebook, source_notebook
 from autograder.assignment import load_assignment
 from autograder.checks import secret_only_lines
-from autograder.feedback import feedback_markdown
+from autograder.feedback import feedback_html, feedback_markdown
 from autograder.formats import render
 from autograder.grader import grade_submission
 
@@ -40,14 +42,6 @@ SUMMARIES = "\n".join(scenario.summary for test in ASSIGNMENT.tests for scenario
 # Lines of solutions and hidden tests that stand nowhere public (long ones: "}" is everywhere).
 SECRET_LINES = {line for line in secret_only_lines(nbformat.read(source_notebook(ROOT), as_version=4))
                 if len(line) >= 8}
-
-
-@pytest.fixture(scope="module")
-def isolation():
-    level = sandbox.detect_isolation()
-    if level.level == "none":
-        pytest.skip(f"no sandbox on this machine ({level.detail}); {level.how_to_enable}")
-    return level
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +75,9 @@ def _base_notebook(base: str):
     release_nb = nbformat.read(release_notebook(ROOT), as_version=4)
     if base == "blank":
         return release_nb
+    if base == "aliasing":
+        variants = {variant.name: variant for variant in load_variants(ROOT / "corpus" / "validity.py")}
+        return variant_notebook(variants["backward_shares_grad_array"], root=ROOT)
     bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
     return submission_notebook(release_nb, {"exercise_backward": bodies["exercise_backward"]})
 
@@ -93,7 +90,8 @@ def _grade(notebook, path: Path, course: Path):
 @pytest.fixture(scope="module")
 def honest(isolation, course, tmp_path_factory):
     folder = tmp_path_factory.mktemp("honest")
-    return {base: _grade(_base_notebook(base), folder / f"{base}.ipynb", course) for base in ("blank", "backward_only")}
+    return {base: _grade(_base_notebook(base), folder / f"{base}.ipynb", course)
+            for base in ("blank", "backward_only", "aliasing")}
 
 
 def test_honest_bases_score_as_expected(honest):
@@ -101,6 +99,8 @@ def test_honest_bases_score_as_expected(honest):
     # backward alone earns the tests that need only backward() and the given operations.
     assert 0 < honest["backward_only"].score < 100
     assert honest["backward_only"].status == "graded"
+    # The aliasing engine loses exactly the test of shared gradient arrays.
+    assert [t.name for t in honest["aliasing"].tests if t.score == 0] == ["hidden_no_shared_gradients"]
 
 
 def _surviving(marker: str) -> list[str]:
@@ -149,3 +149,41 @@ def test_attack_scores_what_the_honest_code_scores(attack, honest, course, liste
     shown += feedback_markdown(result, ASSIGNMENT)
     shown.encode("utf-8")
     assert [line for line in SECRET_LINES if line in shown and line not in SUMMARIES] == []
+    # Text from the student's process is shown as text: no link, emphasis or element of its own.
+    page = feedback_html(feedback_markdown(result, ASSIGNMENT), "feedback")
+    assert "<a " not in page and "<strong>Score" not in page and "<script" not in page and "<img" not in page
+
+
+KEYRING_WRITER = """
+import ctypes
+_libc = ctypes.CDLL(None, use_errno=True)
+_payload = ENGINE.encode()
+# add_key("user", "tamper-engine", payload, len, KEY_SPEC_SESSION_KEYRING)
+_libc.syscall(248, b"user", b"tamper-engine", _payload, len(_payload), -3)
+"""
+
+KEYRING_READER = """
+import ctypes
+_libc = ctypes.CDLL(None, use_errno=True)
+_key = _libc.syscall(249, b"user", b"tamper-engine", None, -3)  # request_key
+if _key > 0:
+    _buffer = ctypes.create_string_buffer(65536)
+    _size = _libc.syscall(250, 11, _key, _buffer, 65536)  # keyctl(KEYCTL_READ)
+    if _size > 0:
+        exec(_buffer.raw[:_size].decode(), globals())
+        _cheat()
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the attack uses x86_64 syscall numbers")
+def test_a_keyring_cannot_carry_an_engine_from_one_submission_to_the_next(honest, course, tmp_path):
+    writer = _base_notebook("backward_only")
+    reader = _base_notebook("backward_only")
+    for notebook, code in ((writer, KEYRING_WRITER.replace("ENGINE", repr(CORPUS.CHEAT))),
+                           (reader, KEYRING_READER)):
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "exercise_mul":
+                cell.source += "\n\n" + code
+    _grade(writer, tmp_path / "writer.ipynb", course)
+    result = _grade(reader, tmp_path / "reader.ipynb", course)
+    assert result.score == honest["backward_only"].score

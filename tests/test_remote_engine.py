@@ -1,0 +1,165 @@
+"""The remote engine: what crosses into the sandbox, the cells the student added, the student's own errors.
+
+Grading runs need a sandbox (bubblewrap or unshare); without one they skip and say how to get one.
+The cell-ordering tests are pure logic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import sandbox
+from autograder.assignment import load_assignment
+from autograder.corpus import instructor_bodies, submission_notebook
+from autograder.course import release_notebook, source_notebook
+from autograder.grader import grade_submission, job_cells
+from autograder.submission import AddedCell, ReadSubmission
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = load_assignment(source_notebook(ROOT))
+SEED = 424242
+
+
+def _notebook(bodies: dict[str, list[str]] | None = None):
+    release_nb = nbformat.read(release_notebook(ROOT), as_version=4)
+    if bodies is None:
+        bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    return submission_notebook(release_nb, bodies)
+
+
+def _grade(notebook, path: Path):
+    nbformat.write(notebook, path)
+    return grade_submission(path, root=ROOT, base_seed=SEED)
+
+
+def _insert_before(notebook, grade_id: str, source: str) -> int:
+    """Add an untracked code cell just above the cell ``grade_id``; its 1-based position."""
+    index = next(i for i, cell in enumerate(notebook.cells)
+                 if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    notebook.cells.insert(index, nbformat.v4.new_code_cell(source))
+    return index + 1
+
+
+# -- what the sandboxed process is told
+
+
+def test_nothing_secret_crosses_into_the_sandbox(isolation, tmp_path, monkeypatch):
+    sent: list[bytes] = []
+    original = sandbox.Session.send
+
+    def recording(self, data, deadline):
+        sent.append(bytes(data))
+        return original(self, data, deadline)
+
+    monkeypatch.setattr(sandbox.Session, "send", recording)
+    result = _grade(_notebook(), tmp_path / "correct.ipynb")
+    assert result.score == 100
+    traffic = b"".join(sent).decode("utf-8", errors="replace")
+    names = [scenario.name for test in ASSIGNMENT.tests for scenario in test.scenarios]
+    assert [name for name in names if name in traffic] == []
+    assert [test.grade_id for test in ASSIGNMENT.tests if test.grade_id in traffic] == []
+    assert "check_against_reference" not in traffic and "BEGIN HIDDEN" not in traffic
+    assert str(SEED) not in traffic
+    assert "def scenario_" not in traffic
+
+
+# -- cells the student added
+
+
+def test_a_helper_in_a_cell_of_its_own_is_used_by_the_solution(isolation, tmp_path):
+    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    # The instructor's own backward, moved into a helper defined in a cell the student added.
+    helper = "def my_backward(self, gradient):\n" + "".join(
+        "    " + line + "\n" for line in bodies["exercise_backward"][0].splitlines())
+    bodies["exercise_backward"] = ["return my_backward(self, gradient)\n"]
+    notebook = _notebook(bodies)
+    _insert_before(notebook, "exercise_backward", "import numpy as np\n\n" + helper)
+    result = _grade(notebook, tmp_path / "helper.ipynb")
+    assert (result.status, result.score) == ("graded", 100), [t.output for t in result.tests if t.score == 0]
+
+
+def test_an_added_cell_that_raises_is_noted_and_grading_goes_on(isolation, tmp_path):
+    notebook = _notebook()
+    number = _insert_before(notebook, "exercise_add", "import numpy as np\nnp.no_such_function()\n")
+    result = _grade(notebook, tmp_path / "raises.ipynb")
+    assert (result.status, result.score) == ("graded", 100)
+    assert any(note.startswith(f"your cell {number} raised AttributeError") and "line 2: np.no_such_function()"
+               in note for note in result.notes), result.notes
+
+
+def test_the_students_own_error_and_line_are_shown(isolation, tmp_path):
+    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    bodies["exercise_mul"][0] = "raise ValueError('output array is read-only')\n"
+    result = _grade(_notebook(bodies), tmp_path / "error.ipynb")
+    mul = next(test for test in result.tests if test.name == "test_mul_visible")
+    assert "ValueError: output array is read-only" in mul.output
+    assert re.search(r"your cell exercise_mul, line \d+: raise ValueError", mul.output), mul.output
+
+
+def test_a_backward_that_never_returns_costs_one_deadline_and_grading_goes_on(isolation, tmp_path):
+    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    # A backward that follows every path separately: the fifty doublings never finish.
+    bodies["exercise_backward"] = ["self._paths(gradient)\n"]
+    notebook = _notebook(bodies)
+    _insert_before(notebook, "test_backward_visible", (
+        "def _paths(self, grad):\n"
+        "    if self.grad_fn is None:\n"
+        "        self.grad = grad.copy() if self.grad is None else self.grad + grad\n"
+        "        return\n"
+        "    for parent, g in zip(self.grad_fn.inputs, self.grad_fn.apply(grad)):\n"
+        "        if parent.requires_grad:\n"
+        "            _paths(parent, g)\n"
+        "\n\nTensor._paths = _paths\n"))
+    limits = sandbox.Limits(wall_seconds=40.0, cpu_seconds=40, memory_bytes=1024**3, max_processes=16,
+                            output_bytes=4 * 1024**2)
+    path = tmp_path / "exponential.ipynb"
+    nbformat.write(notebook, path)
+    result = grade_submission(path, root=ROOT, base_seed=SEED, limits=limits)
+    linear = next(test for test in result.tests if test.name == "hidden_backward_linear_time")
+    assert linear.score == 0 and "did not finish within 10 s" in linear.output
+    # The process was replaced: the tests that do not need linear time were graded and passed.
+    assert result.status == "graded"
+    assert next(test for test in result.tests if test.name == "test_backward_visible").score > 0
+    assert next(test for test in result.tests if test.name == "test_mul_visible").score > 0
+
+
+# -- where added cells run (pure logic)
+
+
+def _read(added: list[AddedCell]) -> ReadSubmission:
+    return ReadSubmission("ok", "", {}, [], added)
+
+
+def test_added_cells_run_after_the_assignment_cell_above_them():
+    cells, skipped = job_cells(ASSIGNMENT, _read([
+        AddedCell(1, None, "top = 1"),
+        AddedCell(9, "exercise_backward", "helper = 2"),
+        AddedCell(12, "test_backward_visible", "after_a_test = 3"),
+        AddedCell(99, "test_complex_graph_visible", "after_the_last_test = 4"),
+    ]))
+    names = [cell.name for cell in cells]
+    assert names[0] == "cell 1"
+    assert names.index("cell 9") == names.index("exercise_backward") + 1
+    # A cell below a test runs before the next engine cell: the tests themselves run in the grader.
+    assert names.index("exercise_backward") < names.index("cell 12") < names.index("exercise_add")
+    assert "cell 99" not in names and skipped == [
+        "cell 99 comes after the last test, so no test can use it: it was not run"]
+    # Test cells never run in the engine's process.
+    assert not {test.grade_id for test in ASSIGNMENT.tests} & set(names)
+
+
+def test_a_cell_added_to_the_submission_is_read_with_its_place(tmp_path):
+    from autograder.submission import read_submission
+
+    notebook = _notebook()
+    number = _insert_before(notebook, "exercise_mul", "def helper():\n    return 1\n")
+    path = tmp_path / "added.ipynb"
+    nbformat.write(notebook, path)
+    read = read_submission(path, ASSIGNMENT)
+    assert [(cell.number, cell.after) for cell in read.added] == [(number, "hidden_add_broadcast")]
+    assert "".join(json.loads(path.read_text())["cells"][number - 1]["source"]).startswith("def helper")
