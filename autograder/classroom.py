@@ -44,7 +44,7 @@ class ClassReport:
         width = max((len(r.student) for r in self.results), default=7)
         lines = [f"{'student':<{width}}  {'score':>9}  status", "-" * (width + 30)]
         for r in self.results:
-            message = f" ({literal.one_line(r.message, limit=60)})" if r.message else ""
+            message = f" ({literal.one_line(r.message)})" if r.message else ""
             lines.append(f"{r.student:<{width}}  {r.score:>4g}/{r.max_score:<4g}  {r.status}{message}")
         if self.skipped:
             lines += ["", "Not graded: folders under submitted/ whose names are not valid student ids "
