@@ -29,6 +29,13 @@ from .sandbox import Session, SessionEnded, SessionTimeout
 # The grader's handles; the child numbers the objects it introduces from
 # engine_host.CHILD_HANDLES_START up.
 FIRST_HANDLE = 1
+# Replies make objects in the grading process: proxies for the handles the
+# child introduces, and a class per remote type name.  Both are bounded, so a
+# child that answers with endless new handles or names costs its own scenario,
+# not the grader's memory.  An honest engine has about ten classes and
+# introduces a few objects per read.
+MAX_TYPE_NAMES = 64
+MAX_CHILD_OBJECTS = 20_000
 
 
 class EngineLost(BaseException):
@@ -89,6 +96,8 @@ class Connection:
         self.next_handle = FIRST_HANDLE
         self.proxies: dict[int, object] = {}
         self.nodes: dict[int, object] = {}
+        self.classes: dict[tuple[str, str], type] = {}
+        self.child_objects = 0  # proxies made for handles the child introduced, this scenario
         self.lost: EngineLost | None = None
 
     # -- sending
@@ -209,9 +218,22 @@ class Connection:
     def proxy(self, handle: int, kind: str, type_name: str):
         known = self.proxies.get(handle)
         if known is None:
-            known = _proxy_class(kind, type_name)(self, handle)
+            self.child_objects += 1
+            if self.child_objects > MAX_CHILD_OBJECTS:
+                raise UnreadableReply("more objects than any test reads")
+            known = self._proxy_class(kind, type_name)(self, handle)
             self.proxies[handle] = known
         return known
+
+    def _proxy_class(self, kind: str, type_name: str) -> type:
+        """A proxy class carrying the remote class's name, so ``type(x).__name__`` reads the same."""
+        key = (kind, type_name)
+        if key not in self.classes:
+            if len(self.classes) >= MAX_TYPE_NAMES:
+                raise UnreadableReply("more class names than any engine has")
+            base = RemoteTensor if kind == "tensor" else RemoteObject
+            self.classes[key] = type(type_name, (base,), {"__slots__": ()})
+        return self.classes[key]
 
     def new_proxy(self, cls):
         handle = self.new_handle()
@@ -334,18 +356,6 @@ class RemoteFunction:
         raise NotImplementedError
 
 
-_CLASSES: dict[tuple[str, str], type] = {}
-
-
-def _proxy_class(kind: str, type_name: str) -> type:
-    """A proxy class that carries the remote class's name, so ``type(x).__name__`` reads the same."""
-    key = (kind, type_name)
-    if key not in _CLASSES:
-        base = RemoteTensor if kind == "tensor" else RemoteObject
-        _CLASSES[key] = type(type_name, (base,), {"__slots__": ()})
-    return _CLASSES[key]
-
-
 class _Global(RemoteObject):
     """An engine name (Tensor, no_grad, ...): calling it is queued like any other operation."""
 
@@ -368,6 +378,7 @@ class RemoteEngine:
     def __init__(self, conn: Connection, names) -> None:
         conn.proxies.clear()
         conn.nodes.clear()
+        conn.child_objects = 0
         conn.defer(["reset"])
         self._conn = conn
         self._names = frozenset(names)

@@ -16,6 +16,9 @@ from .assignment import Assignment, EngineCell
 from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+# Cells a student adds each cost a round trip to the engine and maybe a note:
+# a notebook of half a million tiny cells must not cost minutes.
+MAX_ADDED_CELLS = 100
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     found: dict[str, str] = {}
     notes: list[str] = []
     added: list[AddedCell] = []
+    unreadable: list[int] = []
     after: str | None = None
     for number, cell in enumerate(notebook.get("cells", []), start=1):
         grade_id = _grade_id(cell)
@@ -94,7 +98,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
         elif grade_id is None and _is_code(cell):
             source = _source_text(cell.get("source", ""))
             if source is None:
-                _note_once(notes, f"cell {number} has no readable source: it was not run")
+                unreadable.append(number)
             elif source.strip():
                 added.append(AddedCell(number, after, source))
         if grade_id not in wanted:
@@ -119,7 +123,21 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     for grade_id in assignment.solution_ids:
         if grade_id not in found and not any(f"cell {grade_id} " in note for note in notes):
             notes.append(f"cell {grade_id} is missing from the notebook: graded as not attempted")
+    if unreadable:
+        notes.append(f"{_cells_text(unreadable)} no readable source: not run")
+    if len(added) > MAX_ADDED_CELLS:
+        notes.append(f"you added {len(added)} code cells; only the first {MAX_ADDED_CELLS} were run")
+        added = added[:MAX_ADDED_CELLS]
     return ReadSubmission("ok", "", found, notes, added)
+
+
+def _cells_text(numbers: list[int]) -> str:
+    """How one note names many cells: "cell 4 has", "cells 4, 9 have", "cells 4, 9, 12, 15, 20 and 3 more have"."""
+    if len(numbers) == 1:
+        return f"cell {numbers[0]} has"
+    shown = ", ".join(str(number) for number in numbers[:5])
+    more = f" and {len(numbers) - 5} more" if len(numbers) > 5 else ""
+    return f"cells {shown}{more} have"
 
 
 def _grade_id(cell) -> str | None:

@@ -335,4 +335,20 @@ ATTACKS = [
            "    for _ in range(48):\n        os.write(fd, chunk)\nexcept OSError:\n    pass\n"
            "try:\n    handle = open('hidden', 'wb')\n    os.unlink('hidden')\n    held.append(handle)\n"
            "    for _ in range(32):\n        handle.write(chunk)\n        handle.flush()\nexcept OSError:\n    pass\n"),
+    Attack("endless_objects_and_class_names", "answers every request with tens of thousands of new handles, "
+           "each with a class name of its own, to fill the grading process's memory", "blank",
+           "import gc\n"
+           "for host in [o for o in gc.get_objects() if type(o).__name__ == 'Host']:\n"
+           "    state = {'next': 2**45}\n"
+           "    def flood(ops, host=host, state=state):\n"
+           "        refs = []\n"
+           "        for _ in range(6):\n"
+           "            chunk = []\n"
+           "            for _ in range(10_000):\n"
+           "                state['next'] += 1\n"
+           "                chunk.append({'ref': state['next'], 'kind': 'object', 'type': f\"K{state['next']}\"})\n"
+           "            refs.append({'list': chunk})\n"
+           "        return {'done': {'list': refs}}\n"
+           "    host._run_ops = flood\n",
+           statuses=frozenset({"graded", "crashed"})),
 ]

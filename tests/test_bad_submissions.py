@@ -149,3 +149,20 @@ def test_grade_command_exits_zero_on_bad_input(tmp_path, name):
     result = json.loads(out.read_text())
     assert result["status"] == "invalid_notebook" and result["score"] == 0
     assert all(test["score"] == 0 for test in result["tests"])
+
+
+def test_a_notebook_of_many_tiny_cells_gets_a_few_notes(tmp_path):
+    from autograder.submission import MAX_ADDED_CELLS
+
+    notebook = json.loads(release_notebook(ROOT).read_text(encoding="utf-8"))
+    notebook["cells"] += [{"cell_type": "code", "source": 0, "metadata": {}}] * 100_000
+    notebook["cells"] += [{"cell_type": "code", "source": f"x{k} = {k}", "metadata": {}}
+                          for k in range(MAX_ADDED_CELLS + 50)]
+    path = tmp_path / "many.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    read = read_submission(path, ASSIGNMENT)
+    assert read.status == "ok"
+    assert len(read.added) == MAX_ADDED_CELLS
+    assert len(read.notes) == 2, read.notes
+    assert "and 99995 more have no readable source" in read.notes[0]
+    assert f"you added {MAX_ADDED_CELLS + 50} code cells; only the first {MAX_ADDED_CELLS} were run" in read.notes[1]

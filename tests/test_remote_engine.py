@@ -163,3 +163,40 @@ def test_a_cell_added_to_the_submission_is_read_with_its_place(tmp_path):
     read = read_submission(path, ASSIGNMENT)
     assert [(cell.number, cell.after) for cell in read.added] == [(number, "hidden_add_broadcast")]
     assert "".join(json.loads(path.read_text())["cells"][number - 1]["source"]).startswith("def helper")
+
+
+# -- what replies can make in the grading process (pure logic)
+
+
+def _connection():
+    from autograder.remote_engine import Connection
+
+    return Connection(session=None, request_seconds=1.0, deadline=0.0)
+
+
+def test_type_names_from_replies_make_a_bounded_number_of_classes():
+    from autograder.remote_engine import MAX_TYPE_NAMES, UnreadableReply
+
+    conn = _connection()
+    names = [f"Node{k}" for k in range(MAX_TYPE_NAMES)]
+    proxies = conn._wrap({"list": [{"ref": 2**40 + k, "kind": "object", "type": name}
+                                   for k, name in enumerate(names)]})
+    assert [type(proxy).__name__ for proxy in proxies] == names
+    with pytest.raises(UnreadableReply):
+        conn._wrap({"ref": 2**41, "kind": "object", "type": "OneNameTooMany"})
+    # The classes belong to the connection: the next submission's starts with none.
+    assert len(conn.classes) == MAX_TYPE_NAMES and _connection().classes == {}
+
+
+def test_replies_cannot_make_endless_objects():
+    from autograder.remote_engine import MAX_CHILD_OBJECTS, UnreadableReply
+
+    conn = _connection()
+    batch = {"list": [{"ref": 2**40 + k, "kind": "tensor", "type": "Tensor"} for k in range(10_000)]}
+    conn._wrap(batch)
+    conn._wrap(batch)  # the same handles again: the same proxies, nothing new
+    assert conn.child_objects == 10_000
+    more = {"list": [{"ref": 2**42 + k, "kind": "tensor", "type": "Tensor"}
+                     for k in range(MAX_CHILD_OBJECTS - 10_000 + 1)]}
+    with pytest.raises(UnreadableReply):
+        conn._wrap(more)
