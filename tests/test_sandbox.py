@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from autograder import sandbox as sb
+from autograder.sandbox import detection, identity, seccomp
 
 PROGRAMS = Path(__file__).parent / "sandbox_programs"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -473,7 +474,7 @@ def test_stderr_flood_is_truncated_too(isolated, scratch):
 
 
 # What the sandbox promises to refuse (docs/sandbox.md), kept here on its own
-# so that shrinking the list in sandbox.py fails a test.
+# so that shrinking the list in sandbox/seccomp.py fails a test.
 REQUIRED_REFUSED = (
     "keyctl", "add_key", "request_key", "memfd_create", "userfaultfd", "perf_event_open", "bpf",
     "ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter",
@@ -498,14 +499,14 @@ def syscall_numbers(names) -> dict[str, int]:
 
 
 def all_refused() -> dict[str, int]:
-    listed = [name for _, group in sb._REFUSED_SYSCALLS for name in group]
+    listed = [name for _, group in seccomp._REFUSED_SYSCALLS for name in group]
     return syscall_numbers(dict.fromkeys([*REQUIRED_REFUSED, *listed]))
 
 
 def run_bpf(program: bytes, nr: int, args=(0,) * 6, arch: int | None = None) -> int:
     """Classic-BPF interpreter for the opcodes seccomp programs use here."""
     if arch is None:
-        arch = sb._SECCOMP_ARCH[platform.machine()][0]
+        arch = seccomp._SECCOMP_ARCH[platform.machine()][0]
     data = struct.pack("=IIQ6Q", nr & 0xFFFFFFFF, arch, 0, *args)
     insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
     acc, pc = 0, 0
@@ -528,17 +529,17 @@ def run_bpf(program: bytes, nr: int, args=(0,) * 6, arch: int | None = None) -> 
 
 
 def test_full_seccomp_filter_is_active():
-    if platform.machine() not in sb._SECCOMP_ARCH:
+    if platform.machine() not in seccomp._SECCOMP_ARCH:
         pytest.skip(f"no seccomp support for {platform.machine()}")
-    program, full, detail = sb._seccomp_filter()
+    program, full, detail = seccomp._seccomp_filter()
     assert full, detail
     assert program and "libseccomp filter" in detail
 
 
 def test_seccomp_program_decisions():
-    if platform.machine() not in sb._SECCOMP_ARCH:
+    if platform.machine() not in seccomp._SECCOMP_ARCH:
         pytest.skip(f"no seccomp support for {platform.machine()}")
-    program = sb._seccomp_filter()[0]
+    program = seccomp._seccomp_filter()[0]
     refused = all_refused()
     assert set(syscall_numbers(REQUIRED_REFUSED)) <= set(refused)
     verdicts = {name: run_bpf(program, nr) for name, nr in refused.items()}
@@ -653,18 +654,18 @@ def test_given_files_are_copied_into_scratch(isolated, scratch):
 def test_fresh_uid_range_and_collisions(monkeypatch):
     # Clear of systemd's container range, SSSD/FreeIPA's default id ranges,
     # systemd's foreign range and the signed-uid_t boundary.
-    assert sb._UID_BASE > 2_000_200_000
-    assert sb._UID_BASE + sb._UID_SPAN <= 2_147_352_576
+    assert identity._UID_BASE > 2_000_200_000
+    assert identity._UID_BASE + identity._UID_SPAN <= 2_147_352_576
     picks = iter([5, 6, 7])
-    monkeypatch.setattr(sb.secrets, "randbelow", lambda span: next(picks))
-    monkeypatch.setattr(sb, "_ids_named_in", lambda path, column: {sb._UID_BASE + 5})
-    monkeypatch.setattr(sb, "_uid_has_process", lambda uid: uid == sb._UID_BASE + 6)
-    assert sb._fresh_uid() == sb._UID_BASE + 7
+    monkeypatch.setattr(identity.secrets, "randbelow", lambda span: next(picks))
+    monkeypatch.setattr(identity, "_ids_named_in", lambda path, column: {identity._UID_BASE + 5})
+    monkeypatch.setattr(identity, "_uid_has_process", lambda uid: uid == identity._UID_BASE + 6)
+    assert identity._fresh_uid() == identity._UID_BASE + 7
 
 
 def test_uid_in_use_is_detected():
-    assert sb._uid_has_process(os.getuid())
-    assert os.getuid() in sb._ids_named_in("/etc/passwd", 2) or os.getuid() != 0
+    assert identity._uid_has_process(os.getuid())
+    assert os.getuid() in identity._ids_named_in("/etc/passwd", 2) or os.getuid() != 0
 
 
 def test_sandbox_uid_is_in_the_documented_range(isolated, scratch):
@@ -672,7 +673,7 @@ def test_sandbox_uid_is_in_the_documented_range(isolated, scratch):
         pytest.skip("per-run uids are used only as root")
     res = run_code("import os; print(os.getuid())", scratch=scratch, iso=isolated)
     assert res.returncode == 0, res.stderr
-    assert sb._UID_BASE <= int(res.stdout) < sb._UID_BASE + sb._UID_SPAN
+    assert identity._UID_BASE <= int(res.stdout) < identity._UID_BASE + identity._UID_SPAN
 
 
 # --------------------------------------------------------------------------
@@ -731,8 +732,8 @@ def test_detect_isolation_prefers_bubblewrap():
 
 
 def test_detection_degrades_without_tools(monkeypatch):
-    monkeypatch.setattr(sb, "_tool", lambda name: None)
-    iso = sb._probe_uncached("bubblewrap")
+    monkeypatch.setattr(detection, "_tool", lambda name: None)
+    iso = detection._probe_uncached("bubblewrap")
     assert iso.level == "none"
     assert "bwrap" in iso.detail
     assert "apt-get install -y bubblewrap" in iso.how_to_enable
@@ -742,8 +743,8 @@ def test_detect_isolation_never_raises(monkeypatch):
     def broken(level):
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setattr(sb, "_probe_uncached", broken)
-    monkeypatch.setattr(sb, "_probe_cache", {})
+    monkeypatch.setattr(detection, "_probe_uncached", broken)
+    monkeypatch.setattr(detection, "_probe_cache", {})
     iso = sb.detect_isolation()
     assert iso.level == "none"
     assert "exploded" in iso.detail
