@@ -69,6 +69,7 @@ class EngineRunner:
         self._stack = contextlib.ExitStack()
         self._conn: Connection | None = None
         self._scratch: Path | None = None
+        self._lines: dict[str, list[str]] = {}  # a cell's lines, split once: errors name lines often
 
     def __enter__(self) -> EngineRunner:
         return self
@@ -113,7 +114,10 @@ class EngineRunner:
         if cell is None:
             return ""
         number = int(match.group(2))
-        lines = cell.source.splitlines()
+        if cell.name not in self._lines:
+            # The line breaks the compiler counts, not str.splitlines()'s dozen.
+            self._lines[cell.name] = re.split(r"\r\n|\r|\n", cell.source)
+        lines = self._lines[cell.name]
         line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
         shown = f": {line[:120]}" if line else ""
         return f"{cell_label(cell)}, line {number}{shown}"

@@ -19,7 +19,6 @@ strictly (protocol.py).  Every clock is the grader's.
 from __future__ import annotations
 
 import random
-import secrets
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .assignment import Assignment, Scenario, TestCell, load_assignment
 from .engine_runner import EngineRunner, JobCell, Timing
 from .results import GradeResult, ScenarioOutcome, TestResult
 from .scenario_runtime import run_scenario
-from .scenarios import compare_results, reference_namespace, scenario_seed
+from .scenarios import compare_results, fresh_base_seed, reference_namespace, scenario_seed
 from .submission import ReadSubmission, blank_solution, read_submission
 
 # One budget for the whole submission, and a deadline for every request inside
@@ -64,7 +63,7 @@ def grade_submission(
             f"grader ({isolation.detail}). {isolation.how_to_enable} "
             "To grade anyway, on a machine where students cannot harm anything, pass --unsafe-no-sandbox."
         )
-    seed = secrets.randbelow(2**31) if base_seed is None else base_seed
+    seed = fresh_base_seed() if base_seed is None else base_seed
     student = student or path.stem
     read = read_submission(path, assignment)
     context = dict(student=student, submission=path.name, seed=seed,
@@ -119,7 +118,7 @@ def job_cells(assignment: Assignment, read: ReadSubmission) -> tuple[list[JobCel
 def scenario_order(assignment: Assignment, seed: int) -> list[tuple[TestCell, Scenario]]:
     """Every scenario, in an order drawn from the seed: the engine cannot tell which test runs by counting."""
     pairs = [(test, scenario) for test in assignment.tests for scenario in test.scenarios]
-    random.Random(seed).shuffle(pairs)
+    random.Random(scenario_seed("scenario order", seed)).shuffle(pairs)
     return pairs
 
 

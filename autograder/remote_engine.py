@@ -72,12 +72,10 @@ def error_class(type_name: str) -> type:
     So ``except ValueError`` in a scenario, ``getattr(x, name, default)`` and
     ``hasattr`` behave as they do on an engine in the same process.
     """
+    if type_name not in MIRRORED_ERRORS:
+        return EngineError  # names from the child never key anything that outlives the submission
     if type_name not in _ERROR_CLASSES:
-        builtin = getattr(builtins, type_name) if type_name in MIRRORED_ERRORS else None
-        if builtin is not None:
-            _ERROR_CLASSES[type_name] = type(type_name, (EngineError, builtin), {})
-        else:
-            _ERROR_CLASSES[type_name] = EngineError
+        _ERROR_CLASSES[type_name] = type(type_name, (EngineError, getattr(builtins, type_name)), {})
     return _ERROR_CLASSES[type_name]
 
 
@@ -272,7 +270,19 @@ class RemoteObject:
         return self
 
     def __exit__(self, *exc_info) -> bool:
+        # As in one process, __exit__ runs whatever happened in the block: an
+        # error of a queued operation in the block must not skip it (the child
+        # stops a batch at its first error), or no_grad() would stay on for
+        # every later scenario.  So the block's operations go first, alone.
+        error = None
+        try:
+            self._conn.flush()
+        except EngineError as raised:
+            error = raised
         self._method(RemoteObject, "__exit__", None, None, None)
+        self._conn.flush()
+        if error is not None:
+            raise error
         return False
 
     def __repr__(self) -> str:

@@ -16,6 +16,10 @@ from .assignment import Assignment, EngineCell
 from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+# Parsed, every JSON object or list costs about 60 bytes of the grader's memory:
+# a 20 MB file of "[{},{},..." would take half a gigabyte.  Real notebooks have
+# far fewer (their bulk is text); the count includes brackets inside strings.
+MAX_JSON_CONTAINERS = 1_000_000
 # Cells a student adds each cost a round trip to the engine and maybe a note:
 # a notebook of half a million tiny cells must not cost minutes.
 MAX_ADDED_CELLS = 100
@@ -59,6 +63,9 @@ def read_submission(path: Path, assignment: Assignment) -> ReadSubmission:
 def _parse(raw: bytes):
     if not raw.strip():
         return None, "the file is empty: save the notebook in Jupyter and submit it again"
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        return None, ("the file holds more JSON structure than any notebook needs: clear all outputs "
+                      "(Kernel > Restart Kernel and Clear Outputs), save, and submit again")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

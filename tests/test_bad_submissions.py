@@ -166,3 +166,14 @@ def test_a_notebook_of_many_tiny_cells_gets_a_few_notes(tmp_path):
     assert len(read.notes) == 2, read.notes
     assert "and 99995 more have no readable source" in read.notes[0]
     assert f"you added {MAX_ADDED_CELLS + 50} code cells; only the first {MAX_ADDED_CELLS} were run" in read.notes[1]
+
+
+def test_a_file_of_endless_json_structure_is_refused_before_it_is_parsed(tmp_path):
+    from autograder.submission import MAX_JSON_CONTAINERS
+
+    notebook = json.loads(RELEASE_TEXT)
+    notebook["metadata"]["padding"] = [{}] * (MAX_JSON_CONTAINERS + 1)
+    path = tmp_path / "structure.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    read = read_submission(path, ASSIGNMENT)
+    assert read.status == "invalid_notebook" and "clear all outputs" in read.message

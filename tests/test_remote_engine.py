@@ -200,3 +200,53 @@ def test_replies_cannot_make_endless_objects():
                      for k in range(MAX_CHILD_OBJECTS - 10_000 + 1)]}
     with pytest.raises(UnreadableReply):
         conn._wrap(more)
+
+
+def test_error_names_from_the_child_key_nothing_that_outlives_a_submission():
+    from autograder import remote_engine
+
+    before = dict(remote_engine._ERROR_CLASSES)
+    assert remote_engine.error_class("StudentInventedError") is remote_engine.EngineError
+    assert remote_engine._ERROR_CLASSES == before
+    mirrored = remote_engine.error_class("ValueError")
+    assert issubclass(mirrored, ValueError) and mirrored.__name__ == "ValueError"
+
+
+def test_scenario_seeds_are_a_keyed_hash_of_a_128_bit_secret():
+    from autograder.scenarios import fresh_base_seed, scenario_seed
+
+    secret = fresh_base_seed()
+    assert secret.bit_length() > 64  # fails with probability 2**-64
+    assert scenario_seed("scenario_a", secret) == scenario_seed("scenario_a", secret)
+    assert len({scenario_seed("scenario_a", secret), scenario_seed("scenario_b", secret),
+                scenario_seed("scenario_a", secret + 1)}) == 3
+
+
+def test_an_error_inside_no_grad_does_not_leave_recording_off_for_later_tests(isolation, tmp_path):
+    from autograder.engine_runner import EngineRunner, JobCell, Timing
+    from autograder.grader import DEFAULT_LIMITS
+
+    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
+    read_path = tmp_path / "add_raises.ipynb"
+    bodies["exercise_add"][0] = "raise NotImplementedError()\n"
+    nbformat.write(_notebook(bodies), read_path)
+    from autograder.submission import read_submission
+
+    cells, _ = job_cells(ASSIGNMENT, read_submission(read_path, ASSIGNMENT))
+
+    def adds_inside_no_grad(tt, rng):
+        a = tt.Tensor([1.0], requires_grad=True)
+        with tt.no_grad():
+            a + a  # raises in the student's engine, inside the block
+        return {}
+
+    def records_afterwards(tt, rng):
+        b = tt.Tensor([2.0], requires_grad=True)
+        return {"requires_grad": (b * b).requires_grad}
+
+    with EngineRunner(cells, isolation=isolation, limits=DEFAULT_LIMITS,
+                      timing=Timing(request_seconds=10.0, budget_seconds=60.0)) as runner:
+        first = runner.run(adds_inside_no_grad, 0)
+        second = runner.run(records_afterwards, 0)
+    assert first["error"].startswith("NotImplementedError")
+    assert second == {"observed": {"requires_grad": True}}

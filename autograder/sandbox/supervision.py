@@ -320,16 +320,6 @@ def _close(run: _Run) -> None:
             os.close(fd)
 
 
-def _supervise(plan: _Plan, *, stdin: bytes, limits: Limits, scratch: Path) -> _Run:
-    run = _spawn(plan, stdin, limits, scratch)
-    try:
-        _watch(run, scratch)
-        _finish(run)
-    finally:
-        _close(run)
-    return run
-
-
 def _finish(run: _Run) -> None:
     run.ended_at = run.ended_at or time.monotonic()
     _await_namespace_end(run)
