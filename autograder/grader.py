@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import sandbox
@@ -74,12 +75,16 @@ def grade_submission(
 
     cells, skipped = job_cells(assignment, read)
     timing = Timing(request_seconds=REQUEST_SECONDS, budget_seconds=limits.wall_seconds)
-    with EngineRunner(cells, isolation=isolation, limits=limits, timing=timing) as runner:
-        actual = {
-            (test.grade_id, scenario.name): runner.run(scenario.function(), scenario_seed(scenario.name, seed))
-            for test, scenario in scenario_order(assignment, seed)
-        }
-    tests = judge(assignment, actual, seed, hidden_visibility)
+    # The reference engine's results are computed meanwhile, in a thread: the
+    # grading thread spends most of its time waiting for the sandboxed process.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        expected = pool.submit(reference_results, assignment, seed)
+        with EngineRunner(cells, isolation=isolation, limits=limits, timing=timing) as runner:
+            actual = {
+                (test.grade_id, scenario.name): runner.run(scenario.function(), scenario_seed(scenario.name, seed))
+                for test, scenario in scenario_order(assignment, seed)
+            }
+        tests = judge(assignment, expected.result(), actual, hidden_visibility)
     status, message = _run_status(runner.state.gave_up, limits)
     notes = list(read.notes) + skipped + runner.state.notes
     return _result(assignment, tests, status, message, notes, **context)
@@ -122,18 +127,28 @@ def scenario_order(assignment: Assignment, seed: int) -> list[tuple[TestCell, Sc
     return pairs
 
 
-def judge(assignment: Assignment, actual: dict[tuple[str, str], dict], seed: int,
+def reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str], dict]:
+    """What every scenario observes on the reference engine with this run's inputs."""
+    reference = reference_namespace()
+    results = {}
+    for test in assignment.tests:
+        for scenario in test.scenarios:
+            result = run_scenario(scenario.function(), reference, scenario_seed(scenario.name, seed))
+            if "error" in result:
+                raise RuntimeError(f"the reference engine fails {scenario.name}: {result['error']}")
+            results[(test.grade_id, scenario.name)] = result
+    return results
+
+
+def judge(assignment: Assignment, expected: dict[tuple[str, str], dict], actual: dict[tuple[str, str], dict],
           hidden_visibility: str) -> list[TestResult]:
     """Compare every scenario's result with the reference engine's; all scenarios of a test must agree."""
-    reference = reference_namespace()
     tests = []
     for test in assignment.tests:
         outcomes = []
         for scenario in test.scenarios:
-            expected = run_scenario(scenario.function(), reference, scenario_seed(scenario.name, seed))
-            if "error" in expected:
-                raise RuntimeError(f"the reference engine fails {scenario.name}: {expected['error']}")
-            problems = _compare_safely(expected, actual.get((test.grade_id, scenario.name)))
+            key = (test.grade_id, scenario.name)
+            problems = _compare_safely(expected[key], actual.get(key))
             outcomes.append(ScenarioOutcome(scenario.name, scenario.summary, not problems, problems))
         tests.append(_test_result(test, outcomes, hidden_visibility))
     return tests
