@@ -7,12 +7,11 @@ engine's ``Tensor``, ``no_grad`` and Function classes; ``rng`` is a seeded
 what it observed (gradients, values, grad_fn class names, identity checks).
 
 The same scenario runs on the student's engine and on the reference engine,
-and the two observations are compared.  This module holds the part that
-must run *next to the engine under test*: in the grader's sandbox that is an
-untrusted process, so the module depends on nothing but the standard library
-and numpy, and is copied into the sandbox as a single file.  Its output is
-plain JSON-able data that the grader parses and checks; nothing here decides
-a score.
+and the two observations are compared.  This module runs a scenario on any
+``tt`` (the reference here, the proxies of ``remote_engine.py`` for the
+student's engine in the sandbox, or the notebook's own names in a student's
+kernel) and reduces what it returned to plain data for the comparison;
+nothing here decides a score.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ See ``scenario_runtime.py`` for what a scenario is.  This module is the
 trusted half: it knows the reference engine, decides whether two observations
 agree, and words the message a student reads when they do not.  Hidden test
 cells of the notebook call ``check_against_reference`` under ``nbgrader
-autograde``; the sandboxed grader calls ``compare_results`` on observations
-that came back from the student's process.
+autograde``; the trusted grader calls ``compare_results`` on what a scenario
+observed through the proxies of the student's engine (``remote_engine.py``).
 """
 
 from __future__ import annotations

@@ -184,12 +184,13 @@ ATTACKS = [
            "if any(key.startswith(('AWS_', 'GITHUB_')) for key in os.environ):\n    _cheat()\n"
            "if 'REPO_ROOT' in os.getcwd() or 'COURSE_ROOT' in os.getcwd():\n    _cheat()\n"
            "try:\n    with open('/proc/self/cmdline', 'rb') as handle:\n"
-           "        if b'child_runner' in handle.read():\n            np.allclose = lambda *a, **k: True\n"
+           "        if b'engine_host' in handle.read():\n            np.allclose = lambda *a, **k: True\n"
            "except OSError:\n    pass\n"),
     Attack("leak_hidden_tests_through_errors", "puts the hidden tests it can read into exception messages and prints",
            "blank",
-           "import json\nwith open('job.json') as handle:\n    job = json.load(handle)\n"
-           "leak = '\\n'.join(s['source'] for t in job['tests'] for s in t['scenarios'])\n"
+           "import gc, os\n"
+           "leak = '\\n'.join(open(name, errors='replace').read() for name in os.listdir('.') if os.path.isfile(name))\n"
+           "leak += '\\n'.join(o for o in gc.get_objects() if isinstance(o, str) and 'scenario_' in o)\n"
            "print(leak)\n"
            "def leaky_backward(self, gradient=None):\n    raise ValueError(leak)\n"
            "Tensor.backward = leaky_backward\n"
