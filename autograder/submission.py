@@ -85,8 +85,13 @@ def _parse(raw: bytes):
                       "current Jupyter and save it, then submit again")
     if not isinstance(data.get("cells"), list):
         return None, "the notebook has no list of cells: save it again in Jupyter and resubmit"
-    # Only the solution cells' sources are used, each checked as it is read, so
-    # nbformat's schema validation is not needed (and not imported: it is slow).
+    for number, cell in enumerate(data["cells"], start=1):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) \
+                or _source_text(cell.get("source")) is None:
+            return None, (f"cell {number} of the notebook is damaged (it has no cell type or no source text): "
+                          "open the notebook in Jupyter, save it, and submit again")
+    # Cells' types and sources are checked above and their metadata as it is
+    # read, so nbformat's schema validation is not needed (and not imported: it is slow).
     return data, None
 
 
@@ -96,18 +101,13 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     found: dict[str, str] = {}
     notes: list[str] = []
     added: list[AddedCell] = []
-    unreadable: list[int] = []
     after: str | None = None
-    for number, cell in enumerate(notebook.get("cells", []), start=1):
+    for number, cell in enumerate(notebook["cells"], start=1):
         grade_id = _grade_id(cell)
         if grade_id in known:
             after = grade_id
-        elif grade_id is None and _is_code(cell):
-            source = _source_text(cell.get("source", ""))
-            if source is None:
-                unreadable.append(number)
-            elif source.strip():
-                added.append(AddedCell(number, after, source))
+        elif grade_id is None and cell["cell_type"] == "code" and _source_text(cell["source"]).strip():
+            added.append(AddedCell(number, after, _source_text(cell["source"])))
         if grade_id not in wanted:
             continue
         if cell.get("cell_type") != "code":
@@ -116,11 +116,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
         if grade_id in found:
             _note_once(notes, f"cell {grade_id} appears more than once: the first copy was graded")
             continue
-        source = _source_text(cell.get("source", ""))
-        if source is None:
-            _note_once(notes, f"cell {grade_id} has no readable source: graded as not attempted")
-            continue
-        found[grade_id] = source
+        found[grade_id] = _source_text(cell["source"])
     if not found:
         return ReadSubmission(
             "wrong_assignment",
@@ -130,21 +126,10 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     for grade_id in assignment.solution_ids:
         if grade_id not in found and not any(f"cell {grade_id} " in note for note in notes):
             notes.append(f"cell {grade_id} is missing from the notebook: graded as not attempted")
-    if unreadable:
-        notes.append(f"{_cells_text(unreadable)} no readable source: not run")
     if len(added) > MAX_ADDED_CELLS:
         notes.append(f"you added {len(added)} code cells; only the first {MAX_ADDED_CELLS} were run")
         added = added[:MAX_ADDED_CELLS]
     return ReadSubmission("ok", "", found, notes, added)
-
-
-def _cells_text(numbers: list[int]) -> str:
-    """How one note names many cells: "cell 4 has", "cells 4, 9 have", "cells 4, 9, 12, 15, 20 and 3 more have"."""
-    if len(numbers) == 1:
-        return f"cell {numbers[0]} has"
-    shown = ", ".join(str(number) for number in numbers[:5])
-    more = f" and {len(numbers) - 5} more" if len(numbers) > 5 else ""
-    return f"cells {shown}{more} have"
 
 
 def _grade_id(cell) -> str | None:
@@ -155,10 +140,6 @@ def _grade_id(cell) -> str | None:
     nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
     grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
     return grade_id if isinstance(grade_id, str) else None
-
-
-def _is_code(cell) -> bool:
-    return isinstance(cell, dict) and cell.get("cell_type") == "code"
 
 
 def _source_text(source) -> str | None:
