@@ -5,6 +5,8 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder.nbgrader_feedback import HideHiddenTestTracebacks
+
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -33,5 +35,9 @@ c.IgnorePattern.pattern = r"\w*Warning:"
 # of leaving it for manual grading forever.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback must never show hidden test code.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback must never show hidden test code: neither the hidden regions of the
+# test cells nor the tracebacks of failed hidden checks, which quote the code
+# around each frame.  HideHiddenTestTracebacks finds those cells by the markers
+# that ClearHiddenTests removes, so it comes first.
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTestTracebacks, ClearHiddenTests,
+                                    CSSHTMLHeaderPreprocessor]
