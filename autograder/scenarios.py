@@ -96,6 +96,9 @@ def compare_results(expected: dict, actual) -> list[str]:
         error = _short(actual["error"])
         if error.startswith("NotImplementedError"):
             return [f"not written yet: your engine raised {error}"]
+        if error.startswith("RecursionError"):
+            return [f"your engine raised {error}: backward() calls itself once per node. Step 2: walk the "
+                    "graph with a loop and a stack, not recursion"]
         return [f"your engine raised {error}; the reference engine did not"]
     if "observed" not in actual:
         return ["no result came back for this scenario"]

@@ -145,3 +145,39 @@ def test_nbgrader_validate_passes_on_the_instructor_notebook():
     from autograder.release import check_validate
 
     assert check_validate(ROOT).problems == []
+
+
+def _release_engine(release_nb, backward_body: str | None = None) -> dict:
+    """The release's given and exercise cells run in one namespace, as a student's kernel would."""
+    namespace: dict = {"__name__": "__main__"}
+    for cell in release_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("grade") or not meta.get("grade_id", "").startswith(
+                ("imports", "engine_core", "tensor_class", "check_helper", "exercise_")):
+            continue
+        source = cell.source
+        if backward_body is not None and meta["grade_id"] == "exercise_backward":
+            source = source.replace("raise NotImplementedError()", backward_body, 1)
+        exec(compile(source, meta["grade_id"], "exec"), namespace)
+    return namespace
+
+
+def _visible_failure(namespace, source_nb) -> AssertionError:
+    scenario, expected = _visible_checks(source_nb)[0]  # scenario_backward_worked_example
+    with pytest.raises(AssertionError) as failure:
+        namespace["check_scenario"](scenario, expected)
+    return failure.value
+
+
+def test_an_exercise_not_written_yet_says_so_in_one_message(release_nb, source_nb):
+    error = _visible_failure(_release_engine(release_nb), source_nb)
+    assert str(error).startswith("scenario_backward_worked_example: not written yet")
+    assert error.__suppress_context__ and error.__cause__ is None  # no second, chained traceback
+    assert "did not reach the leaves" not in str(error)  # the hint for a written backward would mislead
+
+
+def test_a_recursive_backward_is_pointed_to_step_2(release_nb, source_nb):
+    # What a backward that recurses once per node meets on a deep graph.
+    recursive = "raise RecursionError('maximum recursion depth exceeded')"
+    error = _visible_failure(_release_engine(release_nb, recursive), source_nb)
+    assert "RecursionError" in str(error) and "Step 2: walk the graph with a loop and a stack" in str(error)
