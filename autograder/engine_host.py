@@ -148,8 +148,10 @@ class Host:
     # -- values and handles
 
     def _bind(self, handle: int, value):
+        # The grader may name this result in later operations, whatever it is:
+        # a plain array an engine returned by mistake, or an object it returned before.
+        self.objects[handle] = value
         if self._is_object(value) and id(value) not in self.handle_of:
-            self.objects[handle] = value
             self.handle_of[id(value)] = handle
         return value
 

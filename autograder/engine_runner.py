@@ -52,6 +52,7 @@ class RunnerState:
     starts: int = 0
     notes: list[str] = field(default_factory=list)
     skipped_cells: set[str] = field(default_factory=set)
+    noted_cells: set[str] = field(default_factory=set)  # a restart runs cells again: note each once
     gave_up: str = ""  # why no further scenario can run ("" while they can)
 
 
@@ -89,7 +90,7 @@ class EngineRunner:
             conn.flush()
         except EngineLost as lost:
             self._discard()
-            return {"problem": f"your engine {lost}; the grader went on with a fresh process"}
+            return {"problem": f"your engine {lost}; the next test gets a fresh process, while the time budget lasts"}
         except EngineError as error:
             return {"error": self.describe(error)}
         except UnreadableReply:
@@ -136,7 +137,6 @@ class EngineRunner:
 
     def _start(self) -> None:
         self.state.starts += 1
-        first = self.state.starts == 1
         self._scratch = Path(tempfile.mkdtemp(prefix="grade-"))
         for name in HOST_FILES:
             shutil.copy(HERE / name, self._scratch / name)
@@ -152,13 +152,14 @@ class EngineRunner:
             if cell.name in self.state.skipped_cells:
                 continue
             try:
-                error = conn.run_cell(cell.name, cell.source, self.timing.request_seconds)
+                error = conn.run_cell(cell.name, cell.source)
             except EngineLost as lost:
                 self.state.skipped_cells.add(cell.name)
                 self.state.notes.append(f"{cell_label(cell)} {lost}: it was skipped in the rest of the grading")
                 self._discard()
                 return
-            if error is not None and first and cell.student:
+            if error is not None and cell.student and cell.name not in self.state.noted_cells:
+                self.state.noted_cells.add(cell.name)
                 self.state.notes.append(f"{cell_label(cell)} raised {self.describe(error)}")
         self._conn = conn
 

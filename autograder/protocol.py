@@ -66,8 +66,10 @@ import struct
 import numpy as np
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
-MAX_REPLY_BYTES = 8 * 1024 * 1024
-MAX_ARRAY_ELEMENTS = 1_000_000
+# The grader's session holds at most this much unread output (grader.DEFAULT_LIMITS.output_bytes):
+# a larger reply could never arrive whole.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+MAX_ARRAY_ELEMENTS = 250_000  # a float64 array of this size is about 2.7 MB of base64
 MAX_SEQUENCE = 10_000
 MAX_DEPTH = 8
 MAX_TEXT = 300
@@ -76,8 +78,6 @@ MAX_NAME = 64
 # Arrays cross only in these dtypes; anything else is "not a numeric array".
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool")
-BINARY_OPERATORS = ("add", "sub", "mul", "truediv", "pow", "matmul")
-UNARY_OPERATORS = ("neg", "pos")
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 _HEADER = struct.Struct(">I")
@@ -105,11 +105,11 @@ def frame_ready(buffer: bytearray) -> bool:
     return size > MAX_REPLY_BYTES or len(buffer) >= _HEADER.size + size
 
 
-def take_frame(buffer: bytearray, limit: int = MAX_REPLY_BYTES):
+def take_frame(buffer: bytearray):
     """Remove the first whole message from ``buffer`` and parse it; BadValue if it is not one."""
     (size,) = _HEADER.unpack_from(buffer)
-    if size > limit:
-        raise BadValue(f"a message of {size} bytes, over the limit of {limit}")
+    if size > MAX_REPLY_BYTES:
+        raise BadValue(f"a message of {size} bytes, over the limit of {MAX_REPLY_BYTES}")
     body = bytes(buffer[_HEADER.size:_HEADER.size + size])
     del buffer[:_HEADER.size + size]
     try:
@@ -118,14 +118,14 @@ def take_frame(buffer: bytearray, limit: int = MAX_REPLY_BYTES):
         raise BadValue("a message that is not JSON") from error
 
 
-def read_frame(stream, limit: int = MAX_REQUEST_BYTES):
+def read_frame(stream):
     """Read one message from a binary stream (the child's stdin); None at end of stream."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
     (size,) = _HEADER.unpack(header)
-    if size > limit:
-        raise BadValue(f"a message of {size} bytes, over the limit of {limit}")
+    if size > MAX_REQUEST_BYTES:
+        raise BadValue(f"a message of {size} bytes, over the limit of {MAX_REQUEST_BYTES}")
     body = stream.read(size)
     if len(body) < size:
         return None
@@ -248,7 +248,7 @@ def check_name(name) -> str:
 
 
 def _describe_form(form) -> str:
-    return form if isinstance(form, str) and _NAME.fullmatch(form or "") and len(form) < 20 else "unknown form"
+    return form if isinstance(form, str) and _NAME.fullmatch(form) and len(form) < 20 else "unknown form"
 
 
 def _decode_ref(data: dict) -> Ref:
@@ -271,7 +271,9 @@ def _decode_array(dtype, shape, payload) -> np.ndarray:
             isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ARRAY_ELEMENTS for n in shape):
         raise BadValue("an array with a malformed shape")
     count = math.prod(shape)
-    if count > MAX_ARRAY_ELEMENTS or not isinstance(payload, str):
+    # An empty array may still claim huge dimensions, which numpy refuses to make.
+    if count > MAX_ARRAY_ELEMENTS or math.prod(n for n in shape if n) > MAX_ARRAY_ELEMENTS \
+            or not isinstance(payload, str):
         raise BadValue("an array too large")
     try:
         raw = base64.b64decode(payload.encode("ascii"), validate=True)

@@ -96,6 +96,7 @@ class Connection:
         self.nodes: dict[int, object] = {}
         self.classes: dict[tuple[str, str], type] = {}
         self.child_objects = 0  # proxies made for handles the child introduced, this scenario
+        self.answering = False  # a node's apply() runs here for the engine's backward()
         self.lost: EngineLost | None = None
 
     # -- sending
@@ -121,18 +122,21 @@ class Connection:
             ops, self.pending = self.pending, []
             self.exchange({"ops": ops})
 
-    def run_cell(self, name: str, source: str, seconds: float) -> EngineError | None:
+    def run_cell(self, name: str, source: str) -> EngineError | None:
         """Run one notebook cell; the error it raised, if any."""
         try:
-            self.exchange({"cell": [name, source]}, seconds)
+            self.exchange({"cell": [name, source]})
         except EngineError as error:
             return error
         return None
 
-    def exchange(self, message: dict, seconds: float | None = None):
+    def exchange(self, message: dict):
         """One request and its reply, answering the engine's callbacks meanwhile."""
         self._check_alive()
-        deadline = min(time.monotonic() + (seconds or self.request_seconds), self.deadline)
+        if self.answering:
+            # The engine waits for the node's answer and reads nothing else meanwhile.
+            raise RuntimeError("a scenario's node cannot use the engine inside apply()")
+        deadline = min(time.monotonic() + self.request_seconds, self.deadline)
         try:
             self.session.send(protocol.frame(message), deadline)
             while True:
@@ -142,8 +146,7 @@ class Connection:
                     continue
                 return self._outcome(reply)
         except SessionTimeout:
-            seconds_given = seconds or self.request_seconds
-            self._lose(f"did not finish within {seconds_given:g} s" if time.monotonic() < self.deadline
+            self._lose(f"did not finish within {self.request_seconds:g} s" if time.monotonic() < self.deadline
                        else "ran out of the submission's time budget")
         except SessionEnded as ended:
             self._lose(f"ended its process ({ended.reason})")
@@ -173,11 +176,14 @@ class Connection:
             values = [self._wrap(arg) for arg in args]
         except (TypeError, ValueError, KeyError, UnreadableReply):
             return {"raise": "the grader could not read the arguments of apply()"}
+        self.answering = True
         try:
             result = node.apply(*values)
             return {"return": protocol.encode(result, self._ref)}
         except Exception as error:  # noqa: BLE001 - the scenario's node refused; the engine sees why
             return {"raise": f"{type(error).__name__}: {error}"}
+        finally:
+            self.answering = False
 
     def _lose(self, why: str) -> None:
         self.lost = EngineLost(why)
@@ -262,8 +268,11 @@ class RemoteObject:
         self._conn.defer(["set", self._handle, protocol.check_name(name), self._conn.encode(value)])
 
     def __call__(self, *args, **kwargs):
-        return self._result(RemoteObject, ["call", None, self._handle, self._conn.encode(list(args)),
-                                           protocol.encode_kwargs(kwargs, self._conn._ref)])
+        return self._result(self._call_result_class(), ["call", None, self._handle, self._conn.encode(list(args)),
+                                                        protocol.encode_kwargs(kwargs, self._conn._ref)])
+
+    def _call_result_class(self) -> type:
+        return RemoteObject
 
     def __enter__(self):
         self._method(RemoteObject, "__enter__")
@@ -280,9 +289,13 @@ class RemoteObject:
         except EngineError as raised:
             error = raised
         self._method(RemoteObject, "__exit__", None, None, None)
-        self._conn.flush()
+        try:
+            self._conn.flush()
+        except EngineError:
+            if error is None:
+                raise
         if error is not None:
-            raise error
+            raise error  # the block's own error says more than a failing __exit__
         return False
 
     def __repr__(self) -> str:
@@ -305,9 +318,7 @@ class RemoteTensor(RemoteObject):
     __slots__ = ()
 
     def _binary(self, name: str, left, right):
-        proxy = self._conn.new_proxy(RemoteTensor)
-        self._conn.defer(["binary", proxy._handle, name, self._conn.encode(left), self._conn.encode(right)])
-        return proxy
+        return self._result(RemoteTensor, ["binary", None, name, self._conn.encode(left), self._conn.encode(right)])
 
     def __add__(self, other): return self._binary("add", self, other)
     def __radd__(self, other): return self._binary("add", other, self)
@@ -321,9 +332,7 @@ class RemoteTensor(RemoteObject):
     def __matmul__(self, other): return self._binary("matmul", self, other)
 
     def __neg__(self):
-        proxy = self._conn.new_proxy(RemoteTensor)
-        self._conn.defer(["unary", proxy._handle, "neg", self._conn.encode(self)])
-        return proxy
+        return self._result(RemoteTensor, ["unary", None, "neg", self._conn.encode(self)])
 
     def sum(self, *args, **kwargs): return self._method(RemoteTensor, "sum", *args, **kwargs)
     def mean(self, *args, **kwargs): return self._method(RemoteTensor, "mean", *args, **kwargs)
@@ -341,8 +350,6 @@ class RemoteTensor(RemoteObject):
 
     def __bool__(self):
         raise TypeError("a tensor has no truth value in a scenario; compare its .data")
-
-    __hash__ = object.__hash__
 
 
 class RemoteFunction:
@@ -371,10 +378,8 @@ class _Global(RemoteObject):
 
     __slots__ = ("_name",)
 
-    def __call__(self, *args, **kwargs):
-        cls = RemoteTensor if self._name == "Tensor" else RemoteObject
-        return self._result(cls, ["call", None, self._handle, self._conn.encode(list(args)),
-                                  protocol.encode_kwargs(kwargs, self._conn._ref)])
+    def _call_result_class(self) -> type:
+        return RemoteTensor if self._name == "Tensor" else RemoteObject
 
 
 class RemoteEngine:
@@ -386,6 +391,8 @@ class RemoteEngine:
     """
 
     def __init__(self, conn: Connection, names) -> None:
+        # Operations a failed scenario left queued must not run in this one.
+        conn.pending = []
         conn.proxies.clear()
         conn.nodes.clear()
         conn.child_objects = 0

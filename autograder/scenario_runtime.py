@@ -52,8 +52,9 @@ class EngineNamespace:
         """Multiply ``tensor.grad`` in place, as an optimizer step would.
 
         A scenario decides whether two tensors share one gradient array by
-        doing this to one and reading the other: on the student's engine in the
-        sandbox the same request runs there, so nothing is taken on trust.
+        doing this to one and reading both back: on the student's engine in
+        the sandbox the same write is a request carried out there (the one
+        check the engine's own process performs; the README says so).
         """
         if type(tensor.grad) is not np.ndarray:
             raise TypeError(f".grad is a {type(tensor.grad).__name__}, not a numpy array")

@@ -90,6 +90,7 @@ MALFORMED = [
     {"float": "NaN"}, {"str": "x" * (protocol.MAX_TEXT + 1)}, {"str": 5},
     {"list": [1] * (protocol.MAX_SEQUENCE + 1)}, {"dict": {}}, {}, {"a": 1, "b": 2},
     [1, 2], "bare text", 2**70, float("nan"), _nested(protocol.MAX_DEPTH + 2),
+    {"array": ["float64", [0, 10**6, 10**6, 10**6], ""]},  # empty, but numpy refuses its shape
 ]
 
 
@@ -118,8 +119,8 @@ def _random_json(rng: random.Random, depth: int = 0):
         return "".join(rng.choice("ab<>*[]()\\\"\u2028\ud800 ") for _ in range(rng.randrange(0, 40)))
     if choice == 5:
         return rng.choice(protocol.DTYPES + ("object", "", "float128", "<f8"))
-    if choice == 6:
-        return [rng.randrange(-2, 5) for _ in range(rng.randrange(0, 4))]
+    if choice == 6:  # shapes: small ones, and empty ones with huge dimensions
+        return [rng.choice([rng.randrange(-2, 5), 0, 10**6, 2**40]) for _ in range(rng.randrange(0, 6))]
     if choice in (7, 8):
         form = rng.choice(["array", "scalar", "list", "tuple", "ref", "float", "str", "kind", "type", "kwargs"])
         return {form: _random_json(rng, depth + 1)}

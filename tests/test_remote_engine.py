@@ -250,3 +250,74 @@ def test_an_error_inside_no_grad_does_not_leave_recording_off_for_later_tests(is
         second = runner.run(records_afterwards, 0)
     assert first["error"].startswith("NotImplementedError")
     assert second == {"observed": {"requires_grad": True}}
+
+
+def test_a_node_cannot_use_the_engine_while_the_engine_waits_for_it():
+    conn = _connection()
+    conn.answering = True
+    with pytest.raises(RuntimeError, match="inside apply"):
+        conn.exchange({"ops": []})
+
+
+# -- the engine process across scenarios (review findings)
+
+
+def _runner(isolation, cells, request_seconds: float = 10.0):
+    from autograder.engine_runner import EngineRunner, Timing
+    from autograder.grader import DEFAULT_LIMITS
+
+    return EngineRunner(cells, isolation=isolation, limits=DEFAULT_LIMITS,
+                        timing=Timing(request_seconds=request_seconds, budget_seconds=60.0))
+
+
+def _instructor_cells(tmp_path, extra: dict[str, str] | None = None):
+    """The instructor's engine as job cells, with cells added above the named assignment cells."""
+    from autograder.submission import read_submission
+
+    notebook = _notebook()
+    for grade_id, source in (extra or {}).items():
+        _insert_before(notebook, grade_id, source)
+    path = tmp_path / "cells.ipynb"
+    nbformat.write(notebook, path)
+    return job_cells(ASSIGNMENT, read_submission(path, ASSIGNMENT))[0]
+
+
+def test_a_plain_array_returned_by_an_operation_is_used_as_the_engine_returned_it(isolation, tmp_path):
+    # A common slip: AddBackward.forward returns a.data + b.data, not a Tensor.
+    cells = _instructor_cells(tmp_path, {"test_add_visible": (
+        "AddBackward.forward = staticmethod(lambda a, b: a.data + b.data)\n")})
+
+    def adds(tt, rng):
+        x = tt.Tensor([1.0, 2.0], requires_grad=True)
+        (x + x).sum().backward()
+        return {}
+
+    with _runner(isolation, cells) as runner:
+        result = runner.run(adds, 0)
+    # As in one process: the array's sum has no backward (not "an object the grader named is gone").
+    assert "has no attribute 'backward'" in result["error"], result
+
+
+def test_operations_left_queued_by_a_failed_scenario_do_not_run_in_the_next(isolation, tmp_path):
+    def queues_then_fails(tt, rng):
+        x = tt.Tensor([1.0], requires_grad=True)
+        x.reshape(7)  # the given Tensor has no reshape: this would fail when sent
+        raise ZeroDivisionError  # the scenario stops here, before anything was sent
+
+    def reads(tt, rng):
+        return {"data": tt.Tensor([3.0]).data}
+
+    with _runner(isolation, _instructor_cells(tmp_path)) as runner:
+        assert "problem" in runner.run(queues_then_fails, 0)
+        second = runner.run(reads, 0)
+    assert second["observed"]["data"]["values"] == [3.0], second
+
+
+def test_a_cell_that_raises_after_a_restart_is_noted_too(isolation, tmp_path):
+    cells = _instructor_cells(tmp_path, {"exercise_add": "while True:\n    pass\n",
+                                         "exercise_mul": "import numpy as np\nnp.no_such_function()\n"})
+    with _runner(isolation, cells, request_seconds=2.0) as runner:
+        runner.run(lambda tt, rng: {"data": tt.Tensor([1.0]).data}, 0)
+    notes = runner.state.notes
+    assert any("did not finish within 2 s" in note for note in notes), notes
+    assert any("raised AttributeError" in note for note in notes), notes

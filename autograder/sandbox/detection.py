@@ -95,7 +95,8 @@ def _describe(level: str) -> str:
     if level == "bubblewrap":
         mode = "as root, no user namespace" if root else "unprivileged, user namespace"
         disk = ("disk: RLIMIT_FSIZE per file, scratch tmpfs size (ENOSPC; unlinked files count); "
-                "tmpfs inodes not capped by bwrap")
+                f"tmpfs inodes polled every {_DISK_POLL_SECONDS} s, killed past one per {_MIN_ENTRY_BYTES} B "
+                "of budget (bwrap cannot cap them)")
         return (f"{_tool_version(_tool('bwrap'))} ({mode}): new mount/pid/net/ipc/uts/cgroup namespaces, "
                 f"new session, dies with its parent; {who}; {seccomp}; {fs}; {rlimits}; {cap}; "
                 f"{teardown}; {disk}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -86,6 +87,15 @@ def session(argv: list[str], *, scratch: Path, read_only: Sequence[tuple[Path, s
                 _kill_tree(run)
             _finish(run)
             _close(run)
+            _reap(run)
+
+
+def _reap(run) -> None:
+    """Collect the killed outer process, so that no zombie is left per session."""
+    try:
+        run.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass   # stuck in the kernel: subprocess reaps it later, as it would have anyway
 
 
 @contextlib.contextmanager

@@ -129,10 +129,11 @@ def _seccomp_filter() -> tuple[bytes | None, bool, str]:
         program, refused = _libseccomp_program()
     except (ImportError, RuntimeError, OSError, ValueError) as exc:
         why = f"libseccomp through pyseccomp unavailable ({exc})"
-        if _seccomp_program() is None:
+        minimal = _seccomp_program()
+        if minimal is None:
             return None, False, f"NO seccomp filter ({why}; no built-in filter for {platform.machine()})"
-        return _seccomp_program(), False, (f"minimal seccomp filter only, refusing new user namespaces "
-                                           f"({why}; install pyseccomp for the full filter)")
+        return minimal, False, (f"minimal seccomp filter only, refusing new user namespaces "
+                                f"({why}; install pyseccomp for the full filter)")
     groups = ", ".join(reason for reason, _ in _REFUSED_SYSCALLS)
     return program, True, (f"libseccomp filter refusing {refused} system calls with EPERM ({groups}), "
                            f"new user namespaces and personality changes; clone3 gets ENOSYS; "

@@ -144,6 +144,10 @@ def _spawn(plan: _Plan, stdin: bytes | None, limits: Limits, scratch: Path) -> _
             plan.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=plan.env, cwd=plan.cwd, start_new_session=True, close_fds=True, umask=0o022,
             pass_fds=plan.pass_fds, preexec_fn=plan.preexec)
+    except BaseException:
+        if plan.info_fd is not None:
+            os.close(plan.info_fd)   # nobody will read bwrap's report now
+        raise
     finally:
         for fd in plan.pass_fds:
             os.close(fd)
