@@ -15,6 +15,12 @@ test_complex_graph_visible runs +, * and backward() together on two small
 graphs (f = (x + y) * (x - y) at x = 3, y = 2, and the diamond y = x * 3,
 f = y * 2 + y * 5), so any mistake that changes the values of + or *, or of
 backward() on a shared intermediate, loses it too.
+
+Every rule of the exercises has a visible check on a small example (issue 8):
+test_backward_visible checks a 3,000-deep chain, apply() counted on a node
+with two inputs, which tensors keep .grad over two calls, and no shared .grad
+arrays; test_mul_visible checks no_grad().  So a mistake that a hidden test
+catches on random inputs also loses the visible test of its exercise.
 """
 
 from autograder.corpus import Variant
@@ -104,7 +110,7 @@ def send(node, grad):
 
 send(self, gradient)
 """]},
-        loses=frozenset({LINEAR_TIME, DEEP}),
+        loses=frozenset({BACKWARD_VISIBLE, LINEAR_TIME, DEEP}),
     ),
     Variant(
         name="backward_recursive_toposort",
@@ -136,7 +142,7 @@ for node in reversed(order):
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({DEEP}),
+        loses=frozenset({BACKWARD_VISIBLE, DEEP}),
     ),
     Variant(
         name="backward_propagates_first_arrival",
@@ -272,7 +278,7 @@ for node in order:
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({NO_SHARED_GRADIENTS}),
+        loses=frozenset({BACKWARD_VISIBLE, NO_SHARED_GRADIENTS}),
     ),
     Variant(
         name="backward_grad_on_every_tensor",
@@ -292,7 +298,7 @@ for node in order:
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({INTERMEDIATE_GRADS}),
+        loses=frozenset({BACKWARD_VISIBLE, INTERMEDIATE_GRADS}),
     ),
     Variant(
         name="backward_ignores_retain_grad",
@@ -313,7 +319,7 @@ for node in order:
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({INTERMEDIATE_GRADS}),
+        loses=frozenset({BACKWARD_VISIBLE, INTERMEDIATE_GRADS}),
     ),
     Variant(
         name="backward_grads_for_constants",
@@ -346,7 +352,7 @@ for node in order:
         for parent, g in zip(node.grad_fn.inputs, node.grad_fn.apply(grad)):
             grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({BACKWARD_VALUES}),
+        loses=frozenset({BACKWARD_VISIBLE, BACKWARD_VALUES}),
     ),
     Variant(
         name="backward_ignores_gradient_argument",
@@ -486,7 +492,7 @@ if a.requires_grad or b.requires_grad:
     out.grad_fn = MulBackward(a, b)
 return out""", None],
         },
-        loses=frozenset({GRAPH_NO_GRAD}),
+        loses=frozenset({MUL_VISIBLE, GRAPH_NO_GRAD}),
     ),
     Variant(
         name="backward_applies_once_per_input",
@@ -506,7 +512,7 @@ for node in order:
             g = node.grad_fn.apply(grad)[index]
             grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({LINEAR_TIME}),
+        loses=frozenset({BACKWARD_VISIBLE, LINEAR_TIME}),
     ),
     Variant(
         name="backward_overwrites_retained_grad",
@@ -526,7 +532,7 @@ for node in order:
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({INTERMEDIATE_GRADS}),
+        loses=frozenset({BACKWARD_VISIBLE, INTERMEDIATE_GRADS}),
     ),
     # ------------------------------------------------------------------
     # Correct implementations in other styles: they must score 100%

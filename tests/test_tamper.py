@@ -99,8 +99,9 @@ def test_honest_bases_score_as_expected(honest):
     # backward alone earns the tests that need only backward() and the given operations.
     assert 0 < honest["backward_only"].score < 100
     assert honest["backward_only"].status == "graded"
-    # The aliasing engine loses exactly the test of shared gradient arrays.
-    assert [t.name for t in honest["aliasing"].tests if t.score == 0] == ["hidden_no_shared_gradients"]
+    # The aliasing engine loses exactly the tests of shared gradient arrays (the visible and the hidden one).
+    assert [t.name for t in honest["aliasing"].tests if t.score == 0] == ["test_backward_visible",
+                                                                          "hidden_no_shared_gradients"]
 
 
 def _surviving(marker: str) -> list[str]:
