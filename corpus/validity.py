@@ -370,7 +370,7 @@ for node in order:
             if g is not None and parent.requires_grad:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
-        loses=frozenset({BACKWARD_VALUES}),
+        loses=frozenset({BACKWARD_VALUES, INTERMEDIATE_GRADS}),
     ),
     # ------------------------------------------------------------------
     # Wrong implementations of AddBackward
@@ -533,6 +533,37 @@ for node in order:
                 grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
 """]},
         loses=frozenset({BACKWARD_VISIBLE, INTERMEDIATE_GRADS}),
+    ),
+    Variant(
+        name="backward_skips_the_start",
+        description="backward() gives .grad to the leaves and retained tensors it reaches, but not to the "
+                    "tensor it was called on: x.backward(g) on a leaf leaves x.grad None",
+        bodies={"exercise_backward": [_TOPOLOGICAL_ORDER + """\
+grads = {id(self): gradient}
+for node in order:
+    grad = grads.pop(id(node), None)
+    if grad is None:
+        continue
+    if node is not self and (node.is_leaf or node.retains_grad):
+        node.grad = np.array(grad, copy=True) if node.grad is None else node.grad + grad
+    if node.grad_fn is not None:
+        for parent, g in zip(node.grad_fn.inputs, node.grad_fn.apply(grad)):
+            if g is not None and parent.requires_grad:
+                grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
+"""]},
+        loses=frozenset({INTERMEDIATE_GRADS}),
+    ),
+    Variant(
+        name="mul_divides_the_output",
+        description="MulBackward computes each input's gradient from the output divided by that input "
+                    "(z / a for b): right everywhere except where an input is exactly zero",
+        # Random inputs are never exactly zero; only the scenario with zeros sees it.
+        bodies={"exercise_mul": [None, """\
+out = self.a_data * self.b_data
+grad_a = unbroadcast(grad_output * (out / self.a_data), self.a_data.shape)
+grad_b = unbroadcast(grad_output * (out / self.b_data), self.b_data.shape)
+return grad_a, grad_b"""]},
+        loses=frozenset({MUL_VALUES}),
     ),
     # ------------------------------------------------------------------
     # Correct implementations in other styles: they must score 100%
