@@ -535,6 +535,27 @@ for node in order:
         loses=frozenset({BACKWARD_VISIBLE, INTERMEDIATE_GRADS}),
     ),
     Variant(
+        name="backward_copies_only_for_leaves",
+        description="backward() copies the first gradient a leaf keeps, but a retain_grad() tensor keeps the "
+                    "array it was handed, which the node below it passes on unchanged to the next one",
+        bodies={"exercise_backward": [_TOPOLOGICAL_ORDER + """\
+grads = {id(self): gradient}
+for node in order:
+    grad = grads.pop(id(node), None)
+    if grad is None:
+        continue
+    if node.is_leaf:
+        node.grad = np.array(grad, copy=True) if node.grad is None else node.grad + grad
+    elif node.retains_grad:
+        node.grad = grad if node.grad is None else node.grad + grad
+    if node.grad_fn is not None:
+        for parent, g in zip(node.grad_fn.inputs, node.grad_fn.apply(grad)):
+            if g is not None and parent.requires_grad:
+                grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
+"""]},
+        loses=frozenset({NO_SHARED_GRADIENTS}),
+    ),
+    Variant(
         name="backward_skips_the_start",
         description="backward() gives .grad to the leaves and retained tensors it reaches, but not to the "
                     "tensor it was called on: x.backward(g) on a leaf leaves x.grad None",
