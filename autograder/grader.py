@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import sandbox
 from .assignment import Assignment, Scenario, TestCell, load_assignment
-from .engine_runner import EngineRunner, JobCell, Timing
+from .engine_runner import EngineRunner, JobCell, RunnerState, Timing
 from .results import GradeResult, ScenarioOutcome, TestResult
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, fresh_base_seed, reference_namespace, scenario_seed
@@ -85,7 +85,7 @@ def grade_submission(
                 for test, scenario in scenario_order(assignment, seed)
             }
         tests = judge(assignment, expected.result(), actual, hidden_visibility)
-    status, message = _run_status(runner.state.gave_up, limits)
+    status, message = _run_status(runner.state, limits)
     notes = list(read.notes) + skipped + runner.state.notes
     return _result(assignment, tests, status, message, notes, **context)
 
@@ -178,14 +178,14 @@ def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibil
     )
 
 
-def _run_status(gave_up: str, limits: sandbox.Limits) -> tuple[str, str]:
-    if not gave_up:
+def _run_status(state: RunnerState, limits: sandbox.Limits) -> tuple[str, str]:
+    if state.status == "graded":
         return "graded", ""
-    if "time budget" in gave_up:
+    if state.status == "timeout":
         return "timeout", (f"grading stopped after the submission's time budget of {limits.wall_seconds:g} s; "
                            "tests that did not run score 0. Look for an infinite loop or a backward() that "
                            "follows every path separately.")
-    return "crashed", (f"{gave_up}; tests that did not run score 0. Look for sys.exit(), os._exit(), "
+    return "crashed", (f"{state.gave_up}; tests that did not run score 0. Look for sys.exit(), os._exit(), "
                        "unbounded memory or output.")
 
 
