@@ -33,6 +33,8 @@ class Variant:
     loses: frozenset[str] = frozenset()  # grade_ids of the tests it must fail
     # Tests it fails on some draws of a random graph only (the mistake shows in most graphs, not all).
     may_lose: frozenset[str] = frozenset()
+    # Code cells the student added, as (grade_id of the notebook cell it follows, source), in order.
+    added_cells: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,23 @@ def variant_notebook(variant: Variant, *, root: Path):
         if grade_id not in bodies or len(replacement) != len(bodies[grade_id]):
             raise ValueError(f"variant {variant.name}: cell {grade_id!r} needs {len(bodies.get(grade_id, []))} bodies")
         bodies[grade_id] = [new if new is not None else old for new, old in zip(replacement, bodies[grade_id])]
-    return submission_notebook(release_nb, bodies)
+    submission = submission_notebook(release_nb, bodies)
+    for after, source in variant.added_cells:
+        add_cell(submission, after=after, source=source)
+    return submission
+
+
+def add_cell(notebook, *, after: str, source: str) -> None:
+    """Insert a code cell as a student adds one in Jupyter: no nbgrader metadata, below cell ``after``
+    (and below any cells already added there)."""
+    ids = [nbgrader_meta(cell).get("grade_id") for cell in notebook.cells]
+    if after not in ids:
+        raise ValueError(f"no cell {after!r} to add a cell after")
+    position = ids.index(after) + 1
+    while position < len(notebook.cells) and not nbgrader_meta(notebook.cells[position]) \
+            and notebook.cells[position].cell_type == "code":
+        position += 1
+    notebook.cells.insert(position, nbformat.v4.new_code_cell(source))
 
 
 def load_corpus_file(path: Path):

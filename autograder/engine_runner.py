@@ -102,6 +102,17 @@ class EngineRunner:
             return {"problem": UNREADABLE}
         return {"observed": to_plain(observed)}
 
+    def probe(self, function, seed: int) -> dict | None:
+        """Like ``run``, for a diagnosis only: on the process already running, never starting one.
+
+        A probe changes nothing about the grade: if the engine is gone or is
+        lost meanwhile, the answer is None and no note or status is recorded.
+        """
+        if self._conn is None:
+            return None
+        result = self.run(function, seed)
+        return None if "problem" in result else result
+
     def describe(self, error: EngineError) -> str:
         """The student's own exception, and the line of their notebook that raised it."""
         text = f"{error.type_name}: {error.text}" if error.text else error.type_name

@@ -3,67 +3,36 @@
 For a scenario whose gradients differ from the reference, the scenario is run
 once more on the reference engine with its local variables captured, and its
 computation graph is drawn in the module's ASCII style with the tensors whose
-gradient differs marked, both values beside them.  The feedback holds only
-what the grader itself produced: test titles, scenario explanations, the
-comparison's sentences and the drawing; never test source and never raw
-output of the student's process.  It holds neither the seed nor the
-isolation detail (instructor-only).  Everything in it that the submission
-could influence (the comparison's sentences, notes, the message, names) is
-escaped by ``literal`` so that it stays literal text in feedback.md and in
-the HTML made from it.
+gradient differs marked, and the operation the grader found probably at fault
+(``scenario_graph.py``).  The feedback holds only what the grader itself
+produced: test titles, scenario explanations, the comparison's sentences, the
+diagnosis and the drawing; never test source and never raw output of the
+student's process.  It holds neither the seed nor the isolation detail
+(instructor-only).  Everything in it that the submission could influence (the
+comparison's sentences, the diagnosis, notes, the message, names) is escaped
+by ``literal`` so that it stays literal text in feedback.md and in the HTML
+made from it; so are the instructor's explanations, which hold code
+(``x ** 2`` must not render as emphasis).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import literal
-from .assignment import Assignment, Scenario
+from .assignment import Assignment
 from .results import GradeResult
-from .scenarios import reference_namespace, scenario_seed
+from .scenario_graph import (MAX_DRAWN_OPERATIONS, capture_tensors, gradient_differences, graph_tensors,
+                             operations)
+from .scenarios import scenario_seed
 
-MAX_DRAWN_OPERATIONS = 24
+def draw_graph(local_vars: dict, created: list, differing: set[str], culprit: int | None = None) -> str:
+    """The scenario's computation graph, one operation a line.
 
-
-def capture_tensors(scenario: Scenario, seed: int) -> tuple[dict, list]:
-    """Run ``scenario`` on the reference engine, watching it with a profiler.
-
-    Returns the scenario's local variables when it returned (the names the
-    drawing uses) and every tensor an engine function returned meanwhile
-    (results that were never given a name, like the ``(a + b)`` in
-    ``(a + b).backward()``).
-    """
-    from tinytorch import Tensor
-
-    function = scenario.function()
-    local_vars: dict = {}
-    created: list = []
-
-    def profiler(frame, event, arg):
-        if event != "return":
-            return
-        if frame.f_code is function.__code__:
-            local_vars.update(frame.f_locals)
-        elif isinstance(arg, Tensor) and len(created) <= 10 * MAX_DRAWN_OPERATIONS:
-            created.append(arg)
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        function(reference_namespace(), np.random.default_rng(seed))
-    finally:
-        sys.setprofile(previous)
-    return local_vars, created
-
-
-def draw_graph(local_vars: dict, created: list, differing: dict[str, str]) -> str:
-    """The scenario's computation graph, one operation a line, mismatches marked.
-
-    ``differing`` maps a tensor's name to the sentence that says how its
-    gradient differs.
+    Marked: the tensors named in ``differing`` (their gradient differs), and
+    the operation at position ``culprit`` (probably at fault).  The marks are
+    short; the sentences saying how things differ are printed beside the
+    drawing, so no line of it grows with the values.
     """
     from tinytorch import Tensor
 
@@ -71,14 +40,11 @@ def draw_graph(local_vars: dict, created: list, differing: dict[str, str]) -> st
     for name, value in local_vars.items():
         if isinstance(value, Tensor) and id(value) not in names:
             names[id(value)] = name
-    named = [value for value in local_vars.values() if isinstance(value, Tensor)]
-    if len(created) > 10 * MAX_DRAWN_OPERATIONS:
-        created = []  # a huge graph: only its size is reported below
-    order = _leaves_first(named + created)
-    operations = [tensor for tensor in order if tensor.grad_fn is not None]
-    if len(operations) > MAX_DRAWN_OPERATIONS:
-        lines = [f"(a graph of {len(operations)} operations: too large to draw)"]
-        lines += [f"  {name}.grad  <-- differs: {text}" for name, text in differing.items()]
+    order = graph_tensors(local_vars, created)
+    produced = operations(order)
+    if len(produced) > MAX_DRAWN_OPERATIONS:
+        lines = [f"(a graph of {len(produced)} operations: too large to draw)"]
+        lines += [f"  {name}.grad differs" for name in sorted(differing)]
         return "\n".join(lines)
 
     unnamed = iter(f"t{i}" for i in range(1, 10_000))
@@ -91,55 +57,60 @@ def draw_graph(local_vars: dict, created: list, differing: dict[str, str]) -> st
                 names[id(tensor)] = next(unnamed)
         return names[id(tensor)]
 
+    def marks(name: str, position: int | None = None) -> str:
+        found = []
+        if position is not None and position == culprit:
+            found.append("probably wrong here")
+        if name in differing:
+            found.append(f"{name}.grad differs")
+        return "    ◄── " + "; ".join(found) if found else ""
+
     lines = []
     for tensor in order:
         if tensor.grad_fn is None and tensor.requires_grad:
-            lines.append(_marked(f" {label(tensor)} (leaf, shape {tensor.shape})", label(tensor), differing))
-    for tensor in operations:
+            lines.append(f" {label(tensor)} (leaf, shape {tensor.shape})" + marks(label(tensor)))
+    for position, tensor in enumerate(produced):
         inputs = [label(parent) for parent in tensor.grad_fn.inputs]
         node = f"[{type(tensor.grad_fn).__name__}]"
         out = label(tensor)
         if len(inputs) == 1:
-            lines.append(_marked(f" {inputs[0]} ──► {node} ──► {out}", out, differing))
+            lines.append(f" {inputs[0]} ──► {node} ──► {out}" + marks(out, position))
         else:
             width = max(len(text) for text in inputs)
             lines.append(f" {inputs[0]:<{width}} ──┐")
-            lines.append(_marked(f" {'':<{width}}   ├──► {node} ──► {out}", out, differing))
+            lines.append(f" {'':<{width}}   ├──► {node} ──► {out}" + marks(out, position))
             lines.append(f" {inputs[1]:<{width}} ──┘")
     return "\n".join(lines)
 
 
-def _marked(line: str, name: str, differing: dict[str, str]) -> str:
-    """The line, with the gradient difference of the tensor it produces beside it."""
-    return f"{line}    ◄── {name}.grad differs: {differing[name]}" if name in differing else line
+def explanation(summary: str) -> list[str]:
+    """An instructor's explanation as Markdown paragraphs, shown as written.
 
-
-def _leaves_first(roots: list) -> list:
-    """Every tensor reachable from ``roots``, each after its inputs (explicit stack, no recursion)."""
-    order, seen = [], set()
-    stack = [(root, False) for root in reversed(roots)]
-    while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
+    Its prose is escaped (``x ** 2`` is code, not emphasis); what it marks as
+    code with backticks stays a code span.  Its line breaks are the
+    docstring's wrapping, so the lines of a paragraph are joined.
+    """
+    lines = []
+    for block in summary.split("\n\n"):
+        paragraph = " ".join(line.strip() for line in block.splitlines() if line.strip())
+        if not paragraph:
             continue
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
-        if tensor.grad_fn is not None:
-            stack.extend((parent, False) for parent in reversed(tensor.grad_fn.inputs) if id(parent) not in seen)
-    return order
+        # Odd-numbered pieces lie between backticks.
+        pieces = paragraph.split("`")
+        if len(pieces) % 2 == 0:
+            pieces = [paragraph]  # an unmatched backtick: no code spans, all prose
+        text = "".join(f"`{piece}`" if index % 2 else _prose(piece) for index, piece in enumerate(pieces))
+        lines += [text, ""]
+    return lines
 
 
-def gradient_differences(problems: list[str]) -> dict[str, str]:
-    """Tensor name -> how its gradient differs, from the comparison's sentences ("x.grad: expected ...")."""
-    found = {}
-    for problem in problems:
-        key, _, text = problem.partition(": ")
-        if key.endswith(".grad") and text:
-            found[key.removesuffix(".grad")] = text
-    return found
+def _prose(text: str) -> str:
+    """``text`` escaped for Markdown, keeping the spaces around it (they separate it from code spans)."""
+    if not text.strip():
+        return text
+    leading = " " if text[0].isspace() else ""
+    trailing = " " if text[-1].isspace() else ""
+    return leading + literal.markdown_inline(text) + trailing
 
 
 def feedback_markdown(result: GradeResult, assignment: Assignment) -> str:
@@ -165,13 +136,16 @@ def feedback_markdown(result: GradeResult, assignment: Assignment) -> str:
         for outcome in test.scenarios:
             if outcome.passed:
                 continue
-            lines += [outcome.summary, ""]
+            lines += explanation(outcome.summary)
             lines += [f"- {literal.markdown_inline(problem)}" for problem in outcome.problems]
-            differing = {name: literal.one_line(text) for name, text in gradient_differences(outcome.problems).items()}
+            differing = set(gradient_differences(outcome.problems))
             if differing and outcome.name in scenarios:
                 local_vars, created = capture_tensors(scenarios[outcome.name],
                                                       scenario_seed(outcome.name, result.seed))
-                lines += ["", *literal.markdown_block(draw_graph(local_vars, created, differing))]
+                drawing = draw_graph(local_vars, created, differing, outcome.culprit)
+                lines += ["", *literal.markdown_block(drawing)]
+            if outcome.diagnosis:
+                lines += ["", f"**Where to look:** {literal.markdown_inline(outcome.diagnosis)}"]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -186,7 +160,7 @@ def feedback_html(markdown_text: str, title: str) -> str:
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{literal.for_html(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "pre{background:#f6f8fa;padding:1rem;overflow-x:auto}"
+        "pre{background:#f6f8fa;padding:1rem;white-space:pre-wrap;overflow-wrap:anywhere}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem}</style>"
         f"</head><body>\n{body}</body></html>\n"
     )

@@ -22,11 +22,13 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from . import sandbox
 from .assignment import Assignment, Scenario, TestCell, load_assignment
 from .engine_runner import EngineRunner, JobCell, RunnerState, Timing
 from .results import GradeResult, ScenarioOutcome, TestResult
+from .scenario_graph import Diagnosis, gradient_differences, locate_culprit
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, fresh_base_seed, reference_namespace, scenario_seed
 from .submission import ReadSubmission, blank_solution, read_submission
@@ -37,6 +39,8 @@ from .submission import ReadSubmission, blank_solution, read_submission
 DEFAULT_LIMITS = sandbox.Limits(wall_seconds=60.0, cpu_seconds=60, memory_bytes=2 * 1024**3,
                                 max_processes=16, output_bytes=4 * 1024**2)
 REQUEST_SECONDS = 10.0
+# Failing scenarios whose graph is probed for the node at fault (feedback only; each costs a few round trips).
+MAX_DIAGNOSED_SCENARIOS = 4
 
 
 class SandboxUnavailable(RuntimeError):
@@ -84,7 +88,7 @@ def grade_submission(
                 (test.grade_id, scenario.name): runner.run(scenario.function(), scenario_seed(scenario.name, seed))
                 for test, scenario in scenario_order(assignment, seed)
             }
-        tests = judge(assignment, expected.result(), actual, hidden_visibility)
+            tests = judge(assignment, expected.result(), actual, hidden_visibility, _diagnoser(runner, seed))
     status, message = _run_status(runner.state, limits)
     notes = list(read.notes) + skipped + runner.state.notes
     return _result(assignment, tests, status, message, notes, **context)
@@ -141,17 +145,43 @@ def reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str]
 
 
 def judge(assignment: Assignment, expected: dict[tuple[str, str], dict], actual: dict[tuple[str, str], dict],
-          hidden_visibility: str) -> list[TestResult]:
-    """Compare every scenario's result with the reference engine's; all scenarios of a test must agree."""
+          hidden_visibility: str, diagnose: Callable[[Scenario], Diagnosis | None] | None = None,
+          ) -> list[TestResult]:
+    """Compare every scenario's result with the reference engine's; all scenarios of a test must agree.
+
+    ``diagnose`` is asked where a scenario whose gradients differ probably
+    goes wrong; what it says is feedback only.
+    """
     tests = []
     for test in assignment.tests:
         outcomes = []
         for scenario in test.scenarios:
             key = (test.grade_id, scenario.name)
             problems = _compare_safely(expected[key], actual.get(key))
-            outcomes.append(ScenarioOutcome(scenario.name, scenario.summary, not problems, problems))
+            outcome = ScenarioOutcome(scenario.name, scenario.summary, not problems, problems)
+            if problems and diagnose is not None and gradient_differences(problems):
+                diagnosis = diagnose(scenario)
+                if diagnosis is not None:
+                    outcome.culprit, outcome.diagnosis = diagnosis.position, diagnosis.text
+            outcomes.append(outcome)
         tests.append(_test_result(test, outcomes, hidden_visibility))
     return tests
+
+
+def _diagnoser(runner: EngineRunner, seed: int) -> Callable[[Scenario], Diagnosis | None]:
+    """Where a failing scenario probably goes wrong, probed on the student's engine, for a few scenarios."""
+    remaining = [MAX_DIAGNOSED_SCENARIOS]
+
+    def diagnose(scenario: Scenario) -> Diagnosis | None:
+        if remaining[0] <= 0:
+            return None
+        remaining[0] -= 1
+        try:
+            return locate_culprit(scenario, scenario_seed(scenario.name, seed), runner.probe)
+        except Exception:  # noqa: BLE001 - a diagnosis is a hint: failing to make one costs nothing
+            return None
+
+    return diagnose
 
 
 def _compare_safely(expected: dict, actual: dict) -> list[str]:
@@ -170,6 +200,8 @@ def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibil
         if not outcome.passed:
             lines.append(outcome.summary)
             lines += [f"  - {problem}" for problem in outcome.problems]
+            if outcome.diagnosis:
+                lines.append(f"  Where: {outcome.diagnosis}")
     output = "All checks passed." if passed else "\n".join(lines)
     return TestResult(
         name=test.grade_id, title=test.title, score=test.points if passed else 0.0, max_score=test.points,

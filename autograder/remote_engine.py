@@ -267,6 +267,11 @@ class RemoteObject:
     def __setattr__(self, name: str, value) -> None:
         self._conn.defer(["set", self._handle, protocol.check_name(name), self._conn.encode(value)])
 
+    def __getitem__(self, index):
+        # A read, as an attribute is: a scenario indexes what it wants to look at (a node's apply() result).
+        return self._conn.read(["binary", self._conn.new_handle(), "getitem", self._conn.encode(self),
+                                self._conn.encode(index)])
+
     def __call__(self, *args, **kwargs):
         return self._result(self._call_result_class(), ["call", None, self._handle, self._conn.encode(list(args)),
                                                         protocol.encode_kwargs(kwargs, self._conn._ref)])

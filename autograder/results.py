@@ -16,6 +16,10 @@ class ScenarioOutcome:
     summary: str
     passed: bool
     problems: list[str]
+    # Where the feedback points (scenario_graph.py): the operation probably at fault, as its position
+    # among the graph's operations counted leaves first, or None; and the sentence saying what was found.
+    culprit: int | None = None
+    diagnosis: str = ""
 
 
 @dataclass

@@ -25,6 +25,8 @@ from .scenario_runtime import EngineNamespace, run_scenario
 # beyond these tolerances is a different gradient.
 RTOL = 1e-7
 ATOL = 1e-9
+# Arrays up to this size are shown whole in a message; longer ones by where they differ.
+WHOLE_ARRAY_ELEMENTS = 6
 
 
 def reference_namespace() -> EngineNamespace:
@@ -153,8 +155,23 @@ def _compare_arrays(expected: dict, actual, path: str, problems: list[str]) -> N
     if got is None or len(got) != len(want):
         problems.append(f"{path}: the array's values could not be read")
         return
-    if not np.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True):
+    close = np.isclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True)
+    if close.all():
+        return
+    if want.size <= WHOLE_ARRAY_ELEMENTS:
         problems.append(f"{path}: expected {_show(expected)}, got {_show(actual)}")
+        return
+    # A long array in full is noise: its shape, and where it first differs.
+    shape = tuple(expected["shape"])
+    wrong = np.flatnonzero(~close)
+    entries = "; ".join(
+        f"at {_index_text(np.unravel_index(i, shape))} expected {want[i]:.6g}, got {got[i]:.6g}" for i in wrong[:3]
+    )
+    problems.append(f"{path}: {len(wrong)} of {want.size} entries differ (shape {shape}); {entries}")
+
+
+def _index_text(index: tuple) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 
 def _values(array_record: dict) -> np.ndarray | None:

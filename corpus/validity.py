@@ -7,6 +7,9 @@ that cell (None keeps the instructor's code for that region):
 - exercise_add: [AddBackward.forward body, AddBackward.apply body]
 - exercise_mul: [MulBackward.forward body, MulBackward.apply body]
 
+A variant may also add code cells, as a student adds them in Jupyter
+(``added_cells``: a helper, an import, a scratch cell that raises).
+
 A wrong variant is one plausible student mistake; its ``loses`` lists every
 test cell it must fail, and nothing else.  A correct variant (name starting
 with ``correct_``) is another way of writing the exercise and loses nothing.
@@ -575,6 +578,51 @@ for node in order:
         loses=frozenset({INTERMEDIATE_GRADS}),
     ),
     Variant(
+        name="backward_counts_consumers_not_uses",
+        description="Kahn's algorithm that counts each consumer of a tensor once, although y - y uses y twice "
+                    "and sends two contributions: y is released before a consumer further down has sent its share",
+        bodies={"exercise_backward": ["""\
+# Count the distinct consumers of each tensor (the mistake: y - y is one consumer but two uses).
+consumers = {}
+reached = {id(self)}
+stack = [self]
+while stack:
+    node = stack.pop()
+    if node.grad_fn is None:
+        continue
+    for parent in node.grad_fn.inputs:
+        if not parent.requires_grad:
+            continue
+        consumers.setdefault(id(parent), set()).add(id(node))
+        if id(parent) not in reached:
+            reached.add(id(parent))
+            stack.append(parent)
+waiting = {key: len(users) for key, users in consumers.items()}
+
+pending = {id(self): gradient}
+ready = [self]
+while ready:
+    node = ready.pop()
+    grad = pending.pop(id(node), None)
+    if grad is not None and (node.is_leaf or node.retains_grad):
+        node.grad = np.array(grad, copy=True) if node.grad is None else node.grad + grad
+    if node.grad_fn is None:
+        continue
+    shares = node.grad_fn.apply(grad) if grad is not None else [None] * len(node.grad_fn.inputs)
+    for parent, share in zip(node.grad_fn.inputs, shares):
+        if not parent.requires_grad:
+            continue
+        if share is not None:
+            pending[id(parent)] = share if id(parent) not in pending else pending[id(parent)] + share
+        waiting[id(parent)] -= 1
+        if waiting[id(parent)] == 0:
+            ready.append(parent)
+"""]},
+        loses=frozenset({BACKWARD_VISIBLE, BACKWARD_ORDER}),
+        # The random graph of +, * and - sometimes has a node that uses one tensor twice (3 draws in 20).
+        may_lose=frozenset({COMPLEX_GRAPH}),
+    ),
+    Variant(
         name="mul_divides_the_output",
         description="MulBackward computes each input's gradient from the output divided by that input "
                     "(z / a for b): right everywhere except where an input is exactly zero",
@@ -808,5 +856,93 @@ for own, other in ((self.a_data, self.b_data), (self.b_data, self.a_data)):
 return tuple(grads)"""],
         },
         loses=frozenset(),
+    ),
+    # Correct submissions that use cells the student added: they run where they stand, as in Jupyter.
+    Variant(
+        name="correct_helper_cell",
+        description="backward() calls a topological-order helper the student defined in a cell of their own, "
+                    "added above the exercise",
+        added_cells=(("check_helper", """\
+def topological_order(root):
+    \"\"\"Every tensor that root depends on and that requires grad, consumers before what they consume.\"\"\"
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            if node.grad_fn is not None:
+                stack.extend((p, False) for p in node.grad_fn.inputs if p.requires_grad)
+    return order[::-1]
+"""),),
+        bodies={"exercise_backward": ["""\
+grads = {id(self): gradient}
+for node in topological_order(self):
+    grad = grads.pop(id(node), None)
+    if grad is None:
+        continue
+    if node.is_leaf or node.retains_grad:
+        node.grad = np.array(grad, copy=True) if node.grad is None else node.grad + grad
+    if node.grad_fn is not None:
+        for parent, g in zip(node.grad_fn.inputs, node.grad_fn.apply(grad)):
+            if g is not None and parent.requires_grad:
+                grads[id(parent)] = grads[id(parent)] + g if id(parent) in grads else g
+"""]},
+    ),
+    Variant(
+        name="correct_import_cell",
+        description="Kahn's algorithm on a deque, with collections imported in a cell the student added "
+                    "below the given imports",
+        added_cells=(("imports", "from collections import defaultdict, deque\n"),),
+        bodies={"exercise_backward": ["""\
+uses = defaultdict(int)
+seen = {id(self)}
+todo = deque([self])
+while todo:
+    node = todo.popleft()
+    for parent in node.grad_fn.inputs if node.grad_fn is not None else ():
+        if parent.requires_grad:
+            uses[id(parent)] += 1
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                todo.append(parent)
+
+pending = {id(self): gradient}
+ready = deque([self])
+while ready:
+    node = ready.popleft()
+    grad = pending.pop(id(node), None)
+    if grad is not None and (node.is_leaf or node.retains_grad):
+        node.grad = np.array(grad, copy=True) if node.grad is None else node.grad + grad
+    if node.grad_fn is None:
+        continue
+    shares = node.grad_fn.apply(grad) if grad is not None else [None] * len(node.grad_fn.inputs)
+    for parent, share in zip(node.grad_fn.inputs, shares):
+        if not parent.requires_grad:
+            continue
+        if share is not None:
+            pending[id(parent)] = share if id(parent) not in pending else pending[id(parent)] + share
+        uses[id(parent)] -= 1
+        if uses[id(parent)] == 0:
+            ready.append(parent)
+"""]},
+    ),
+    Variant(
+        name="correct_scratch_cell_that_raises",
+        description="the instructor's solution, plus the student's scratch cells left in: one prints a "
+                    "gradient, one below the exercise raises AttributeError",
+        added_cells=(
+            ("exercise_backward", """\
+# trying it out
+t = Tensor([1.0, 2.0], requires_grad=True)
+(t ** 2).sum().backward()
+print(t.grad)
+t.grad.shape_of_it
+"""),
+            ("test_add_visible", "w = Tensor([3.0], requires_grad=True)\nprint(w + w)\n"),
+        ),
     ),
 ]

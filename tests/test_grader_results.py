@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from autograder import sandbox
 from autograder.assignment import load_assignment
 from autograder.corpus import instructor_bodies, load_variants, submission_notebook, variant_notebook
 from autograder.course import copy_course, nbgrader, release_notebook, source_notebook
-from autograder.feedback import feedback_html, feedback_markdown, write_feedback
+from autograder.feedback import explanation, feedback_html, feedback_markdown, write_feedback
 from autograder.formats import render
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.grader import SandboxUnavailable, grade_submission
@@ -45,6 +46,10 @@ def notebooks(tmp_path_factory):
         "instructor": _write(submission_notebook(release_nb, instructor_bodies(source_nb)), folder / "instructor.ipynb"),
         "first_arrival": _write(variant_notebook(variants["backward_propagates_first_arrival"], root=ROOT),
                                 folder / "first_arrival.ipynb"),
+        "mul_swapped": _write(variant_notebook(variants["mul_swapped_operands"], root=ROOT),
+                              folder / "mul_swapped.ipynb"),
+        "scratch": _write(variant_notebook(variants["correct_scratch_cell_that_raises"], root=ROOT),
+                          folder / "scratch.ipynb"),
     }
 
 
@@ -59,6 +64,14 @@ def test_scores_and_status(graded):
     assert (graded["blank"].score, graded["blank"].status) == (0, "graded")
     assert 0 < graded["first_arrival"].score < 100
     assert graded["instructor"].isolation.split(":")[0] == sandbox.detect_isolation().level
+
+
+def test_a_scratch_cell_that_raises_costs_nothing_and_is_named(graded):
+    """Cells the student added run where they stand; one that raises is reported by its number and line."""
+    scratch = graded["scratch"]
+    assert (scratch.score, scratch.status) == (100, "graded")
+    raised = [note for note in scratch.notes if "AttributeError" in note]
+    assert len(raised) == 1 and "your cell 9" in raised[0] and "t.grad.shape_of_it" in raised[0], scratch.notes
 
 
 def test_same_seed_same_grade_and_messages(notebooks, graded):
@@ -108,7 +121,49 @@ def test_text_and_markdown_name_every_test(graded):
 def test_feedback_draws_the_graph_and_marks_the_wrong_gradient(graded):
     markdown = feedback_markdown(graded["first_arrival"], ASSIGNMENT)
     assert "──► [PowBackward] ──► y" in markdown
-    assert "◄── x.grad differs: expected" in markdown
+    assert " x (leaf, shape ())    ◄── x.grad differs\n" in markdown
+    # The values are in the sentences above the drawing, so no line of a drawing grows with them.
+    drawings = re.findall(r"```\n(.*?)```", markdown, flags=re.S)
+    assert drawings and max(len(line) for block in drawings for line in block.splitlines()) < 100
+
+
+def test_feedback_points_at_the_wrong_node(graded):
+    """MulBackward with swapped operands: the graph marks the MulBackward, and the text names it."""
+    outcome = next(o for t in graded["mul_swapped"].tests for o in t.scenarios if o.name == "scenario_mul_worked_example")
+    assert outcome.culprit == 0 and outcome.diagnosis.startswith("MulBackward is probably where it goes wrong")
+    markdown = feedback_markdown(graded["mul_swapped"], ASSIGNMENT)
+    assert "├──► [MulBackward] ──► z    ◄── probably wrong here\n" in markdown
+    assert "**Where to look:** MulBackward is probably where it goes wrong" in markdown
+    # In the JSON and text outputs too, under the scenario's differences.
+    assert "Where: MulBackward is probably where it goes wrong" in render(graded["mul_swapped"], "text")
+
+
+def test_feedback_points_at_backward_when_every_node_is_right(graded):
+    """A backward() that passes a gradient on too early: each node alone answers right, so the walk is at fault."""
+    outcome = next(o for t in graded["first_arrival"].tests for o in t.scenarios
+                   if o.name == "scenario_backward_shared_input")
+    assert not outcome.passed and outcome.culprit is None
+    assert "the difference comes from backward()" in outcome.diagnosis
+    assert "probably wrong here" not in feedback_markdown(graded["first_arrival"], ASSIGNMENT)
+
+
+def test_the_diagnosis_never_changes_a_score(notebooks, graded, monkeypatch):
+    monkeypatch.setattr(grader_module, "MAX_DIAGNOSED_SCENARIOS", 0)
+    again = grade_submission(notebooks["mul_swapped"], root=ROOT, student="mul_swapped", base_seed=7,
+                             allow_unsandboxed=UNSANDBOXED)
+    assert not any(o.diagnosis for t in again.tests for o in t.scenarios)
+    assert [(t.name, t.score) for t in again.tests] == [(t.name, t.score) for t in graded["mul_swapped"].tests]
+    assert (again.status, again.notes) == (graded["mul_swapped"].status, graded["mul_swapped"].notes)
+
+
+def test_feedback_shows_explanations_as_written():
+    """Code in an explanation (y**3 - (-y)) must not render as bold; backtick spans stay code."""
+    summary = ("y = x ** 2 is used twice: d/dx (y**3 - (-y)) = (3 y**2 + 1) * 2x = 8\n"
+               "at x = 1. Inside `with no_grad():` nothing is recorded.")
+    html_text = feedback_html("\n".join(explanation(summary)), "t")
+    assert "<strong>" not in html_text and "<em>" not in html_text
+    assert "d/dx (y**3 - (-y)) = (3 y**2 + 1) * 2x = 8 at x = 1. Inside <code>with no_grad():</code> nothing" \
+        in html_text
 
 
 def test_feedback_never_contains_hidden_test_source(graded):

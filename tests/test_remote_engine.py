@@ -321,3 +321,21 @@ def test_a_cell_that_raises_after_a_restart_is_noted_too(isolation, tmp_path):
     notes = runner.state.notes
     assert any("did not finish within 2 s" in note for note in notes), notes
     assert any("raised AttributeError" in note for note in notes), notes
+
+
+def test_a_probe_that_loses_the_engine_changes_nothing_and_starts_nothing(isolation, tmp_path):
+    """Feedback probes (scenario_graph.py) run on the process already there; losing it records nothing."""
+    cells = _instructor_cells(tmp_path, {"test_add_visible": "import os\nTensor.__neg__ = lambda self: os._exit(3)\n"})
+
+    def negates(tt, rng):
+        return {"value": (-tt.Tensor([1.0])).data}
+
+    def reads(tt, rng):
+        return {"value": tt.Tensor([1.0]).data}
+
+    with _runner(isolation, cells) as runner:
+        assert runner.probe(reads, 0) is None  # no process yet: a probe never starts one
+        assert runner.run(reads, 0)["observed"]["value"]["values"] == [1.0]
+        assert runner.probe(negates, 0) is None
+        assert runner.probe(reads, 0) is None
+        assert (runner.state.starts, runner.state.notes, runner.state.status) == (1, [], "graded")

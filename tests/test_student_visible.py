@@ -49,7 +49,8 @@ def _result(text: str, *, student: str = "alice", seed: int = SEED) -> GradeResu
     """Every test failed, every student-originated string set to ``text``; odd tests have scenarios."""
     tests = []
     for index, test in enumerate(ASSIGNMENT.tests):
-        outcomes = [ScenarioOutcome(s.name, s.summary, False, [text, f"result: {text}"]) for s in test.scenarios]
+        outcomes = [ScenarioOutcome(s.name, s.summary, False, [text, f"result: {text}"], diagnosis=text)
+                    for s in test.scenarios]
         tests.append(results.TestResult(test.grade_id, test.title, 0.0, test.points, "failed", f"{text}\n  - {text}",
                                 test.hidden, "visible", outcomes if index % 2 else []))
     return GradeResult(student=student, submission=f"{student}.ipynb", status="crashed", message=text, score=0.0,

@@ -102,6 +102,31 @@ def test_every_corpus_notebook_builds_and_compiles():
             assert bodies != originals[grade_id], f"{variant.name}: the {grade_id} bodies are the instructor's"
 
 
+
+def test_correct_variants_include_cells_the_student_added():
+    """A helper cell, an import cell and a scratch cell that raises: each must still score 100%."""
+    with_added = [variant for variant in CORRECT if variant.added_cells]
+    sources = "\n".join(source for variant in with_added for _, source in variant.added_cells)
+    assert len(with_added) >= 3, [variant.name for variant in with_added]
+    assert "def " in sources and "import " in sources
+    # The one that raises is graded in tests/test_grader_results.py.
+    assert "correct_scratch_cell_that_raises" in [variant.name for variant in with_added]
+
+
+def test_added_cells_land_below_their_cell_without_nbgrader_metadata():
+    notebooks, _ = corpus_notebooks(ROOT, VARIANTS)
+    for variant in VARIANTS:
+        cells = notebooks[variant.name].cells
+        ids = [nbgrader_meta(cell).get("grade_id") for cell in cells]
+        for after, source in variant.added_cells:
+            position = next(i for i, cell in enumerate(cells) if cell.source == source)
+            assert not nbgrader_meta(cells[position]) and cells[position].cell_type == "code"
+            # Only other added cells sit between it and the cell it follows.
+            above = position - 1
+            while ids[above] is None and cells[above].cell_type == "code":
+                above -= 1
+            assert ids[above] == after, f"{variant.name}: a cell meant below {after} is below {ids[above]}"
+
 # ----------------------------------------------------------------------
 # Graded: the whole corpus under nbgrader autograde, once for the module
 # ----------------------------------------------------------------------
