@@ -17,6 +17,7 @@ from .notebook_regions import (
     BEGIN_SOLUTION,
     END_HIDDEN,
     END_SOLUTION,
+    UnbalancedMarkers,
     outside_regions,
     region_lines,
     regions,
@@ -48,6 +49,12 @@ def check_cell_metadata(source_nb) -> CheckResult:
             result.problems.append(f"grade_id {grade_id!r} is used by {count} cells")
     for cell in source_nb.cells:
         meta = nbgrader_meta(cell)
+        try:
+            for begin, end in ((BEGIN_SOLUTION, END_SOLUTION), (BEGIN_HIDDEN, END_HIDDEN)):
+                regions(cell.source, begin, end)
+        except UnbalancedMarkers as error:
+            result.problems.append(f"cell {meta.get('grade_id')!r}: {error}")
+            continue
         if meta.get("solution") and not regions(cell.source, BEGIN_SOLUTION, END_SOLUTION):
             result.problems.append(f"solution cell {meta.get('grade_id')!r} has no {BEGIN_SOLUTION} region")
         if meta.get("grade") and not meta.get("solution") and not meta.get("locked"):
@@ -67,7 +74,12 @@ def check_no_leaks(source_nb, release_nb) -> CheckResult:
     """
     result = CheckResult("no solution or hidden test in the release")
     released = {line.strip() for cell in release_nb.cells for line in cell.source.splitlines()}
-    for line in sorted(secret_only_lines(source_nb) & released):
+    try:
+        secret = secret_only_lines(source_nb)
+    except UnbalancedMarkers as error:
+        result.problems.append(f"the regions cannot be read, so leaks cannot be checked: {error}")
+        return result
+    for line in sorted(secret & released):
         result.problems.append(f"the release contains the hidden line {line!r}")
     markers = (BEGIN_SOLUTION, BEGIN_HIDDEN)
     if any(marker in cell.source for cell in release_nb.cells for marker in markers):

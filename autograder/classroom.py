@@ -22,11 +22,12 @@ from pathlib import Path
 
 from . import literal
 from .assignment import load_assignment
-from .course import ASSIGNMENT, NOTEBOOK, source_notebook
+from .course import ASSIGNMENT, source_notebook, submission_notebook_path, submitted_folder
 from .feedback import write_feedback
 from .gradebook import ensure_assignment, record
 from .grader import GradeResult, SandboxUnavailable, grade_submission, ungraded
 from .identity import student_id_problem
+from .results import Status
 
 
 @dataclass
@@ -71,7 +72,7 @@ class ClassFolders:
 
 def class_folders(root: Path) -> ClassFolders:
     """Every student folder under submitted/: the valid ids with their notebook path, and the rest."""
-    folder = root / "submitted"
+    folder = submitted_folder(root)
     found = ClassFolders([], [])
     if not folder.is_dir():
         return found
@@ -80,7 +81,7 @@ def class_folders(root: Path) -> ClassFolders:
             continue
         problem = student_id_problem(student.name)
         if problem is None:
-            found.submissions.append((student.name, student / ASSIGNMENT / NOTEBOOK))
+            found.submissions.append((student.name, submission_notebook_path(root, student.name)))
         else:
             found.skipped.append(SkippedFolder(ascii(student.name)[:200], problem))
     return found
@@ -102,7 +103,7 @@ def grade_class(root: Path, *, base_seed: int | None = None, allow_unsandboxed: 
         except SandboxUnavailable:
             raise  # no student can be graded: stop and say how to get a sandbox
         except Exception as error:  # noqa: BLE001 - one submission must not stop the class
-            result = ungraded(assignment, "grader_error",
+            result = ungraded(assignment, Status.GRADER_ERROR,
                               f"the grader failed on this submission ({type(error).__name__}); it scores 0 "
                               "until an instructor regrades it", student=student, submission=path.name,
                               seed=base_seed or 0, isolation="not reached")

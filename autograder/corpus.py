@@ -19,10 +19,11 @@ from pathlib import Path
 import nbformat
 
 from .checks import nbgrader_meta
-from .course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook
+from .course import (ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook,
+                     submission_notebook_path)
+from .gradebook import class_scores
 from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION, fill_stubs, regions
-
-NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
+from .results import CellScore
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,6 @@ class Variant:
     may_lose: frozenset[str] = frozenset()
     # Code cells the student added, as (grade_id of the notebook cell it follows, source), in order.
     added_cells: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class CellScore:
-    score: float | None  # None: nbgrader left it ungraded (needs manual grading)
-    max_score: float
 
 
 def instructor_bodies(source_nb) -> dict[str, list[str]]:
@@ -115,9 +110,9 @@ def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path):
         copy_course(root, workdir, folders=("source",))
         nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=workdir)
         for name, notebook in notebooks.items():
-            folder = workdir / "submitted" / name / ASSIGNMENT
-            folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(notebook, folder / NOTEBOOK)
+            path = submission_notebook_path(workdir, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebook, path)
         # Exit code 1 means some submission could not be fully graded; the
         # scores say which, so it is not an error here.
         nbgrader("autograde", ASSIGNMENT, "--force", "--create", root=workdir, check=False)
@@ -132,20 +127,9 @@ def autograde_with_nbgrader(notebooks: dict[str, object], *, root: Path):
 
 
 def read_scores(course: Path, students: list[str]) -> dict[str, dict[str, CellScore]]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    scores: dict[str, dict[str, CellScore]] = {}
-    with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gradebook:
-        for student in students:
-            try:
-                submitted = gradebook.find_submission_notebook(NOTEBOOK_NAME, ASSIGNMENT, student)
-            except MissingEntry:
-                scores[student] = {}
-                continue
-            scores[student] = {grade.name: CellScore(grade.score if not grade.needs_manual_grade else None,
-                                                     grade.max_score)
-                               for grade in submitted.grades}
-    return scores
+    """Each of ``students``' scores in ``course``'s gradebook; {} for one nbgrader did not grade."""
+    scores = class_scores(root=course)
+    return {student: scores.get(student, {}) for student in students}
 
 
 def ran_to_end(autograded_nb) -> bool:

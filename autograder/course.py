@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ASSIGNMENT = "05_autograd"
-NOTEBOOK = "05_autograd.ipynb"
+NOTEBOOK_NAME = "05_autograd"  # what nbgrader's gradebook calls the notebook: its file name without .ipynb
+NOTEBOOK = NOTEBOOK_NAME + ".ipynb"
 
 
 def default_root() -> Path:
@@ -24,6 +25,16 @@ def source_notebook(root: Path) -> Path:
 
 def release_notebook(root: Path) -> Path:
     return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def submitted_folder(root: Path) -> Path:
+    """nbgrader's submitted/: one folder per student."""
+    return root / "submitted"
+
+
+def submission_notebook_path(root: Path, student: str) -> Path:
+    """Where nbgrader keeps a student's submitted notebook: submitted/<student>/<assignment>/<notebook>."""
+    return submitted_folder(root) / student / ASSIGNMENT / NOTEBOOK
 
 
 def copy_course(root: Path, destination: Path, folders: tuple[str, ...] = ("source", "release")) -> Path:

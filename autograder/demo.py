@@ -10,7 +10,7 @@ import nbformat
 
 from .classroom import grade_class
 from .corpus import load_variants
-from .course import ASSIGNMENT, NOTEBOOK, copy_course
+from .course import copy_course, release_notebook, submission_notebook_path, submitted_folder
 from .validity import corpus_notebooks
 
 
@@ -41,15 +41,15 @@ def build_demo_course(root: Path, workdir: Path) -> list[str]:
     copy_course(root, workdir)
     notebooks, _ = corpus_notebooks(root, load_variants(root / "corpus" / "validity.py"))
     for student, notebook in notebooks.items():
-        folder = workdir / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, folder / NOTEBOOK)
-    broken = workdir / "submitted" / "truncated_upload" / ASSIGNMENT
-    broken.mkdir(parents=True, exist_ok=True)
-    text = (workdir / "release" / ASSIGNMENT / NOTEBOOK).read_text(encoding="utf-8")
-    (broken / NOTEBOOK).write_text(text[: len(text) // 2], encoding="utf-8")
-    (workdir / "submitted" / "forgot_to_submit" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
-    return sorted(p.name for p in (workdir / "submitted").iterdir())
+        path = submission_notebook_path(workdir, student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, path)
+    broken = submission_notebook_path(workdir, "truncated_upload")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    text = release_notebook(workdir).read_text(encoding="utf-8")
+    broken.write_text(text[: len(text) // 2], encoding="utf-8")
+    submission_notebook_path(workdir, "forgot_to_submit").parent.mkdir(parents=True, exist_ok=True)
+    return sorted(p.name for p in submitted_folder(workdir).iterdir())
 
 
 def run_demo(root: Path, *, workdir: Path | None = None, base_seed: int | None = None,

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import sandbox
 from .remote_engine import Connection, EngineError, EngineLost, RemoteEngine, UnreadableReply
+from .results import Status
 from .scenario_runtime import ENGINE_NAMES, to_plain
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ class RunnerState:
     skipped_cells: set[str] = field(default_factory=set)
     noted_cells: set[str] = field(default_factory=set)  # a restart runs cells again: note each once
     gave_up: str = ""  # why no further scenario can run ("" while they can)
-    status: str = "graded"  # the submission's status: "timeout" or "crashed" once the runner gives up
+    status: Status = Status.GRADED  # TIMEOUT or CRASHED once the runner gives up
 
 
 class EngineRunner:
@@ -141,10 +142,10 @@ class EngineRunner:
         while self._conn is None and not self.state.gave_up:
             if time.monotonic() >= self.deadline:
                 self.state.gave_up = "the submission's time budget ran out before this test"
-                self.state.status = "timeout"
+                self.state.status = Status.TIMEOUT
             elif self.state.starts >= MAX_STARTS:
                 self.state.gave_up = f"your engine's process failed {MAX_STARTS} times; grading stopped"
-                self.state.status = "crashed"
+                self.state.status = Status.CRASHED
             else:
                 self._start()
         return self._conn

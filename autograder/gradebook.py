@@ -8,13 +8,12 @@ state, and grading the same student again replaces the scores.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from .course import ASSIGNMENT, NOTEBOOK
+from .course import ASSIGNMENT, NOTEBOOK_NAME, copy_course, nbgrader
 from .identity import check_student_id
-from .results import GradeResult
-
-NOTEBOOK_NAME = NOTEBOOK.removesuffix(".ipynb")
+from .results import CellScore, GradeResult
 
 
 def gradebook_url(root: Path) -> str:
@@ -35,11 +34,19 @@ def assignment_in_gradebook(root: Path) -> bool:
 
 
 def ensure_assignment(root: Path) -> None:
-    """Create the assignment and its cells in gradebook.db from source/ if they are not there yet."""
-    if not assignment_in_gradebook(root):
-        from .release import generate_release
+    """Create the assignment and its cells in the gradebook from source/, if they are not there yet.
 
-        generate_release(root)
+    nbgrader records an assignment's cells while it generates the student
+    version, so it runs in a scratch copy of the course that writes into this
+    course's gradebook: release/ is never touched here (only ``python -m
+    autograder release`` writes it, and checks what it wrote).
+    """
+    if assignment_in_gradebook(root):
+        return
+    with tempfile.TemporaryDirectory(prefix="gradebook-assignment-") as scratch:
+        course = copy_course(root, Path(scratch), folders=("source",))
+        nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create",
+                 f"--CourseDirectory.db_url={gradebook_url(root)}", root=course)
 
 
 def record(result: GradeResult, *, root: Path) -> None:
@@ -74,8 +81,6 @@ def scores_in_gradebook(student: str, *, root: Path) -> dict[str, tuple[float | 
 def class_scores(*, root: Path):
     """Every student's autograded scores for the assignment: student -> grade_id -> CellScore."""
     from nbgrader.api import Gradebook, MissingEntry
-
-    from .corpus import CellScore
 
     scores = {}
     with Gradebook(gradebook_url(root)) as gradebook:

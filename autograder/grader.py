@@ -27,7 +27,7 @@ from typing import Callable
 from . import sandbox
 from .assignment import Assignment, Scenario, TestCell, load_assignment
 from .engine_runner import EngineRunner, JobCell, RunnerState, Timing
-from .results import GradeResult, ScenarioOutcome, TestResult
+from .results import GradeResult, ScenarioOutcome, Status, TestResult
 from .scenario_graph import Diagnosis, gradient_differences, locate_culprit
 from .scenario_runtime import run_scenario
 from .scenarios import compare_results, fresh_base_seed, reference_namespace, scenario_seed
@@ -74,7 +74,7 @@ def grade_submission(
     context = dict(student=student, submission=path.name, seed=seed,
                    isolation=isolation.level,
                    isolation_detail=f"{isolation.level}: {isolation.detail}", started=started)
-    if read.status != "ok":
+    if read.status is not None:
         return _ungraded(assignment, read.status, read.message, hidden_visibility, **context)
 
     cells, skipped = job_cells(assignment, read)
@@ -211,13 +211,13 @@ def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibil
 
 
 def _run_status(state: RunnerState, limits: sandbox.Limits) -> tuple[str, str]:
-    if state.status == "graded":
-        return "graded", ""
-    if state.status == "timeout":
-        return "timeout", (f"grading stopped after the submission's time budget of {limits.wall_seconds:g} s; "
+    if state.status == Status.GRADED:
+        return Status.GRADED, ""
+    if state.status == Status.TIMEOUT:
+        return Status.TIMEOUT, (f"grading stopped after the submission's time budget of {limits.wall_seconds:g} s; "
                            "tests that did not run score 0. Look for an infinite loop or a backward() that "
                            "follows every path separately.")
-    return "crashed", (f"{state.gave_up}; tests that did not run score 0. Look for sys.exit(), os._exit(), "
+    return Status.CRASHED, (f"{state.gave_up}; tests that did not run score 0. Look for sys.exit(), os._exit(), "
                        "unbounded memory or output.")
 
 

@@ -19,17 +19,27 @@ class Region:
     body: str  # dedented
 
 
+class UnbalancedMarkers(ValueError):
+    """A BEGIN without its END, an END without its BEGIN, or a region inside another (nbgrader refuses each)."""
+
+
 def regions(source: str, begin: str, end: str) -> list[Region]:
-    """Every begin/end region of ``source``, in order."""
+    """Every begin/end region of ``source``, in order; UnbalancedMarkers if the markers do not pair up."""
     found, current, indent = [], None, ""
-    for line in source.splitlines():
+    for number, line in enumerate(source.splitlines(), start=1):
         if line.strip() == begin:
+            if current is not None:
+                raise UnbalancedMarkers(f"line {number}: {begin} inside another {begin} region")
             current, indent = [], line[: len(line) - len(line.lstrip())]
-        elif line.strip() == end and current is not None:
+        elif line.strip() == end:
+            if current is None:
+                raise UnbalancedMarkers(f"line {number}: {end} without a {begin} before it")
             found.append(Region(indent, textwrap.dedent("\n".join(current))))
             current = None
         elif current is not None:
             current.append(line)
+    if current is not None:
+        raise UnbalancedMarkers(f"{begin} is never closed by {end}")
     return found
 
 
@@ -45,6 +55,8 @@ def region_lines(source: str, begin: str, end: str) -> set[str]:
 
 def outside_regions(source: str) -> list[str]:
     """The lines of ``source`` outside every solution and hidden-test region."""
+    regions(source, BEGIN_SOLUTION, END_SOLUTION)  # UnbalancedMarkers rather than a silently wrong answer
+    regions(source, BEGIN_HIDDEN, END_HIDDEN)
     lines, depth = [], 0
     for line in source.splitlines():
         stripped = line.strip()

@@ -8,6 +8,27 @@ without pulling in the sandbox or numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """How grading a submission ended. A str, so JSON, CSV and comparisons see the plain word."""
+
+    GRADED = "graded"  # every test ran (failing tests included)
+    TIMEOUT = "timeout"  # the time budget ran out: tests that did not run score 0
+    CRASHED = "crashed"  # the engine's process kept dying: tests that did not run score 0
+    MISSING = "missing"  # no notebook where one was expected
+    INVALID_NOTEBOOK = "invalid_notebook"  # not a readable Jupyter notebook
+    WRONG_ASSIGNMENT = "wrong_assignment"  # a notebook, but with none of this assignment's exercise cells
+    GRADER_ERROR = "grader_error"  # the grader itself failed on this submission
+
+
+@dataclass(frozen=True)
+class CellScore:
+    """One test cell's points as the gradebook holds them."""
+
+    score: float | None  # None: nbgrader left it ungraded (needs manual grading)
+    max_score: float
 
 
 @dataclass
@@ -39,8 +60,7 @@ class TestResult:
 class GradeResult:
     student: str
     submission: str
-    # graded, timeout, crashed, missing, invalid_notebook, wrong_assignment, grader_error
-    status: str
+    status: Status
     message: str
     score: float
     max_score: float

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .assignment import Assignment, EngineCell
 from .notebook_regions import BEGIN_SOLUTION, END_SOLUTION
+from .results import Status
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 # Parsed, every JSON object or list costs about 60 bytes of the grader's memory:
@@ -36,7 +37,7 @@ class AddedCell:
 
 @dataclass
 class ReadSubmission:
-    status: str  # "ok", "missing", "invalid_notebook", "wrong_assignment"
+    status: Status | None  # None when the notebook was read; else why grading cannot go on
     message: str
     solutions: dict[str, str] = field(default_factory=dict)  # solution grade_id -> the student's cell source
     notes: list[str] = field(default_factory=list)  # things the student should know, e.g. a missing cell
@@ -46,17 +47,17 @@ class ReadSubmission:
 def read_submission(path: Path, assignment: Assignment) -> ReadSubmission:
     """Load ``path`` and pick the student's solution cells, or say why that is not possible."""
     if not path.is_file():
-        return ReadSubmission("missing", f"no submission found at {path.name}: submit the notebook file")
+        return ReadSubmission(Status.MISSING, f"no submission found at {path.name}: submit the notebook file")
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
         return ReadSubmission(
-            "invalid_notebook",
+            Status.INVALID_NOTEBOOK,
             f"the notebook is {size / 1e6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit: "
             "clear all outputs (Kernel > Restart Kernel and Clear Outputs), save, and submit again",
         )
     notebook, problem = _parse(path.read_bytes())
     if problem:
-        return ReadSubmission("invalid_notebook", problem)
+        return ReadSubmission(Status.INVALID_NOTEBOOK, problem)
     return _solutions(notebook, assignment)
 
 
@@ -119,7 +120,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
         found[grade_id] = _source_text(cell["source"])
     if not found:
         return ReadSubmission(
-            "wrong_assignment",
+            Status.WRONG_ASSIGNMENT,
             "this notebook has none of this assignment's exercise cells (" + ", ".join(sorted(wanted))
             + "): is it the right notebook? Submit the notebook from release/05_autograd",
         )
@@ -129,7 +130,7 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
     if len(added) > MAX_ADDED_CELLS:
         notes.append(f"you added {len(added)} code cells; only the first {MAX_ADDED_CELLS} were run")
         added = added[:MAX_ADDED_CELLS]
-    return ReadSubmission("ok", "", found, notes, added)
+    return ReadSubmission(None, "", found, notes, added)
 
 
 def _grade_id(cell) -> str | None:

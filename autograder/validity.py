@@ -15,7 +15,6 @@ from pathlib import Path
 import nbformat
 
 from .corpus import (
-    CellScore,
     Variant,
     autograde_with_nbgrader,
     format_matrix,
@@ -27,6 +26,7 @@ from .corpus import (
     variant_notebook,
 )
 from .course import release_notebook, source_notebook
+from .results import CellScore, Status
 
 
 @dataclass
@@ -116,5 +116,5 @@ def grade_corpus_trusted(root: Path, corpus_file: Path, *, base_seed: int | None
             result = grade_submission(path, root=root, student=name, base_seed=base_seed,
                                       allow_unsandboxed=allow_unsandboxed)
             scores[name] = {test.name: CellScore(test.score, test.max_score) for test in result.tests}
-            finished[name] = result.status == "graded"
+            finished[name] = result.status == Status.GRADED
     return CorpusReport(scores, expected, finished, may_lose(variants))

@@ -201,6 +201,20 @@ def course(tmp_path_factory):
     return copy_course(ROOT, tmp_path_factory.mktemp("course"))
 
 
+def test_recording_into_a_new_gradebook_never_rewrites_the_release(graded, tmp_path):
+    """The gradebook learns the assignment from source/; release/ stays as `release` checked it."""
+    from autograder.gradebook import assignment_in_gradebook
+
+    course = copy_course(ROOT, tmp_path / "course")
+    released = release_notebook(course)
+    before = (released.read_bytes(), released.stat().st_mtime_ns)
+    assert not assignment_in_gradebook(course)
+    record(graded["instructor"], root=course)
+    assert assignment_in_gradebook(course)
+    assert (released.read_bytes(), released.stat().st_mtime_ns) == before
+    assert sum(score for score, _ in scores_in_gradebook("instructor", root=course).values()) == 100
+
+
 def test_gradebook_record_replaces_and_nbgrader_export_sees_it(graded, course):
     record(graded["first_arrival"], root=course)
     record(graded["instructor"], root=course)
