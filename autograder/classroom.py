@@ -25,9 +25,9 @@ from .assignment import load_assignment
 from .course import ASSIGNMENT, source_notebook, submission_notebook_path, submitted_folder
 from .feedback import write_feedback
 from .gradebook import ensure_assignment, record
-from .grader import GradeResult, SandboxUnavailable, grade_submission, ungraded
+from .grader import SandboxUnavailable, grade_submission, ungraded
 from .identity import student_id_problem
-from .results import Status
+from .results import GradeResult, Status
 
 
 @dataclass

@@ -147,14 +147,14 @@ def _grade_class(args, root: Path) -> int:
 
 
 def _report(args, root: Path) -> int:
-    from .corpus import format_matrix
+    from .tables import score_matrix
     from .gradebook import assignment_in_gradebook, class_scores
 
     if not assignment_in_gradebook(root):
         print("gradebook.db has no grades for this assignment yet: run grade-class first", file=sys.stderr)
         return 1
     scores = class_scores(root=root)
-    print(format_matrix(scores))
+    print(score_matrix(scores))
     if args.csv:
         tests = sorted({grade_id for row in scores.values() for grade_id in row})
         with args.csv.open("w", newline="", encoding="utf-8") as handle:

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from .classroom import grade_class
-from .corpus import load_variants
+from .variants import load_variants
 from .course import copy_course, release_notebook, submission_notebook_path, submitted_folder
 from .validity import corpus_notebooks
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from . import literal
 from .assignment import Assignment
 from .results import GradeResult
-from .scenario_graph import (MAX_DRAWN_OPERATIONS, capture_tensors, gradient_differences, graph_tensors,
-                             operations)
+from .judge import gradient_differences
+from .scenario_graph import MAX_DRAWN_OPERATIONS, capture_tensors, graph_tensors, operations
 from .scenarios import scenario_seed
 
 def draw_graph(local_vars: dict, created: list, differing: set[str], culprit: int | None = None) -> str:

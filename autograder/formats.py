@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ElementTree
 
 from . import literal
 from .results import GradeResult
+from .tables import points, text_table
 
 FORMATS = ("text", "json", "junit", "markdown")
 # Header lines are "label:" plus a value starting at this column; a value's
@@ -72,10 +73,8 @@ def _test_output_lines(output: str) -> list[str]:
 
 
 def to_text(result: GradeResult) -> str:
-    width = max((len(test.name) for test in result.tests), default=10)
-    lines = _header_lines(result) + ["", f"{'test':<{width}}  points   result", "-" * (width + 20)]
-    for test in result.tests:
-        lines.append(f"{test.name:<{width}}  {test.score:>2g}/{test.max_score:<3g}  {test.status}")
+    rows = [[test.name, points(test.score, test.max_score), test.status] for test in result.tests]
+    lines = _header_lines(result) + ["", text_table(["test", "points", "result"], rows, right=frozenset({1}))]
     failed = [test for test in result.tests if test.status != "passed"]
     if failed:
         lines += ["", "What went wrong:"]

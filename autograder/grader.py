@@ -1,14 +1,15 @@
-"""Grading one submission: the tests run here, against the student's engine hosted in a sandbox.
+"""Grading one submission: the pipeline, stage by stage, each in its own module.
 
-The pipeline:
-
-    read the submission (submission.py) -> the cells that build the student's
-    engine: the instructor's given cells, the student's solution cells and the
-    cells the student added, in notebook order -> start the engine host in the
-    sandbox (engine_runner.py) -> run every scenario here, in an order drawn
-    from the seed, against a proxy of that engine (remote_engine.py) and
-    against the reference engine -> compare (scenarios.py) -> a GradeResult
-    with one TestResult per test cell.
+    read the submission            submission.py
+    build the job                  job.py: the cells that build the student's engine
+                                   (given cells from source/, the student's solution
+                                   cells and added cells) and the scenarios' order
+    run in the sandbox             engine_runner.py, engine_host.py (inside), remote_engine.py:
+                                   every scenario runs here, against a proxy of the engine
+    judge                          judge.py: against the reference engine's observations
+                                   (scenarios.py), computed meanwhile in a thread; where a
+                                   failing scenario probably goes wrong (scenario_graph.py)
+    record, report                 gradebook.py; formats.py, feedback.py
 
 Nothing secret or authoritative enters the student's process: it receives
 cells and operations with their operand values, never scenario code, names,
@@ -18,20 +19,21 @@ strictly (protocol.py).  Every clock is the grader's.
 
 from __future__ import annotations
 
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from . import sandbox
-from .assignment import Assignment, Scenario, TestCell, load_assignment
-from .engine_runner import EngineRunner, JobCell, RunnerState, Timing
-from .results import GradeResult, ScenarioOutcome, Status, TestResult
-from .scenario_graph import Diagnosis, gradient_differences, locate_culprit
+from .assignment import Assignment, Scenario, load_assignment
+from .engine_runner import EngineRunner, RunnerState, Timing
+from .results import Diagnosis, GradeResult, Status, TestResult
+from .judge import judge
+from .scenario_graph import locate_culprit
 from .scenario_runtime import run_scenario
-from .scenarios import compare_results, fresh_base_seed, reference_namespace, scenario_seed
-from .submission import ReadSubmission, blank_solution, read_submission
+from .scenarios import fresh_base_seed, reference_namespace, scenario_seed
+from .job import job_cells, scenario_order
+from .submission import read_submission
 
 # One budget for the whole submission, and a deadline for every request inside
 # it: a cell or a backward() that never returns costs one request's time, then
@@ -94,43 +96,6 @@ def grade_submission(
     return _result(assignment, tests, status, message, notes, **context)
 
 
-def job_cells(assignment: Assignment, read: ReadSubmission) -> tuple[list[JobCell], list[str]]:
-    """The cells that build the student's engine, in notebook order; and notes on cells not run.
-
-    Given cells come from the instructor's notebook, whatever the submission
-    did to them; solution cells are the student's; cells the student added run
-    where they stand, after the assignment cell above them.  Test cells never
-    run in the engine's process: the tests run in the grader.
-    """
-    position = {cell_id: index for index, cell_id in enumerate(assignment.cell_order)}
-    last_test = max((position[test.grade_id] for test in assignment.tests), default=-1)
-    added = list(read.added)
-    cells: list[JobCell] = []
-
-    def take_added_before(index: int) -> None:
-        while added and (-1 if added[0].after is None else position[added[0].after]) < index:
-            cell = added.pop(0)
-            cells.append(JobCell(f"cell {cell.number}", cell.source, student=True))
-
-    for cell in assignment.engine_cells:
-        take_added_before(position[cell.cell_id])
-        if cell.is_solution:
-            cells.append(JobCell(cell.cell_id, read.solutions.get(cell.cell_id, blank_solution(cell)), True))
-        else:
-            cells.append(JobCell(cell.cell_id, cell.source, student=False))
-    take_added_before(last_test)
-    skipped = [f"cell {cell.number} comes after the last test, so no test can use it: it was not run"
-               for cell in added]
-    return cells, skipped
-
-
-def scenario_order(assignment: Assignment, seed: int) -> list[tuple[TestCell, Scenario]]:
-    """Every scenario, in an order drawn from the seed: the engine cannot tell which test runs by counting."""
-    pairs = [(test, scenario) for test in assignment.tests for scenario in test.scenarios]
-    random.Random(scenario_seed("scenario order", seed)).shuffle(pairs)
-    return pairs
-
-
 def reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str], dict]:
     """What every scenario observes on the reference engine with this run's inputs."""
     reference = reference_namespace()
@@ -142,30 +107,6 @@ def reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str]
                 raise RuntimeError(f"the reference engine fails {scenario.name}: {result['error']}")
             results[(test.grade_id, scenario.name)] = result
     return results
-
-
-def judge(assignment: Assignment, expected: dict[tuple[str, str], dict], actual: dict[tuple[str, str], dict],
-          hidden_visibility: str, diagnose: Callable[[Scenario], Diagnosis | None] | None = None,
-          ) -> list[TestResult]:
-    """Compare every scenario's result with the reference engine's; all scenarios of a test must agree.
-
-    ``diagnose`` is asked where a scenario whose gradients differ probably
-    goes wrong; what it says is feedback only.
-    """
-    tests = []
-    for test in assignment.tests:
-        outcomes = []
-        for scenario in test.scenarios:
-            key = (test.grade_id, scenario.name)
-            problems = _compare_safely(expected[key], actual.get(key))
-            outcome = ScenarioOutcome(scenario.name, scenario.summary, not problems, problems)
-            if problems and diagnose is not None and gradient_differences(problems):
-                diagnosis = diagnose(scenario)
-                if diagnosis is not None:
-                    outcome.culprit, outcome.diagnosis = diagnosis.position, diagnosis.text
-            outcomes.append(outcome)
-        tests.append(_test_result(test, outcomes, hidden_visibility))
-    return tests
 
 
 def _diagnoser(runner: EngineRunner, seed: int) -> Callable[[Scenario], Diagnosis | None]:
@@ -184,33 +125,7 @@ def _diagnoser(runner: EngineRunner, seed: int) -> Callable[[Scenario], Diagnosi
     return diagnose
 
 
-def _compare_safely(expected: dict, actual: dict) -> list[str]:
-    # Both results were made here from decoded values; a failure is a grader
-    # bug, and it must cost this scenario only, never the whole batch.
-    try:
-        return compare_results(expected, actual)
-    except Exception as error:  # noqa: BLE001
-        return [f"the grader could not compare this result ({type(error).__name__}); tell your instructor"]
-
-
-def _test_result(test: TestCell, outcomes: list[ScenarioOutcome], hidden_visibility: str) -> TestResult:
-    passed = all(outcome.passed for outcome in outcomes)
-    lines = []
-    for outcome in outcomes:
-        if not outcome.passed:
-            lines.append(outcome.summary)
-            lines += [f"  - {problem}" for problem in outcome.problems]
-            if outcome.diagnosis:
-                lines.append(f"  Where: {outcome.diagnosis}")
-    output = "All checks passed." if passed else "\n".join(lines)
-    return TestResult(
-        name=test.grade_id, title=test.title, score=test.points if passed else 0.0, max_score=test.points,
-        status="passed" if passed else "failed", output=output, hidden=test.hidden,
-        visibility=hidden_visibility if test.hidden else "visible", scenarios=outcomes,
-    )
-
-
-def _run_status(state: RunnerState, limits: sandbox.Limits) -> tuple[str, str]:
+def _run_status(state: RunnerState, limits: sandbox.Limits) -> tuple[Status, str]:
     if state.status == Status.GRADED:
         return Status.GRADED, ""
     if state.status == Status.TIMEOUT:
@@ -221,14 +136,14 @@ def _run_status(state: RunnerState, limits: sandbox.Limits) -> tuple[str, str]:
                        "unbounded memory or output.")
 
 
-def ungraded(assignment: Assignment, status: str, message: str, *, student: str, submission: str, seed: int,
+def ungraded(assignment: Assignment, status: Status, message: str, *, student: str, submission: str, seed: int,
              isolation: str, hidden_visibility: str = "after_due_date") -> GradeResult:
     """A result that gives every test 0 with ``message``: for what could not be graded at all."""
     return _ungraded(assignment, status, message, hidden_visibility, student=student, submission=submission,
                      seed=seed, isolation=isolation, started=time.perf_counter())
 
 
-def _ungraded(assignment: Assignment, status: str, message: str, hidden_visibility: str, **context) -> GradeResult:
+def _ungraded(assignment: Assignment, status: Status, message: str, hidden_visibility: str, **context) -> GradeResult:
     outcome_text = f"not graded: {message}"
     tests = [
         TestResult(test.grade_id, test.title, 0.0, test.points, "failed", outcome_text, test.hidden,

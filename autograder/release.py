@@ -7,7 +7,9 @@ from pathlib import Path
 import nbformat
 
 from .checks import CheckResult, static_checks
-from .corpus import autograde_with_nbgrader, instructor_bodies, lost_tests, ran_to_end, submission_notebook
+from .nbgrader_autograde import autograde_with_nbgrader, ran_to_end
+from .validity import lost_tests
+from .variants import instructor_bodies, submission_notebook
 from .course import ASSIGNMENT, nbgrader, release_notebook, source_notebook
 
 

@@ -31,6 +31,14 @@ class CellScore:
     max_score: float
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """Where a failing scenario probably goes wrong (found by scenario_graph.py; feedback only)."""
+
+    position: int | None  # the operation probably at fault, or None: the nodes agree, look at backward()
+    text: str
+
+
 @dataclass
 class ScenarioOutcome:
     name: str

@@ -17,7 +17,6 @@ The probe only words feedback: nothing it finds changes a score.
 from __future__ import annotations
 
 import operator
-import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -26,7 +25,9 @@ import numpy as np
 
 from .assignment import Scenario
 from .scenario_runtime import run_scenario
-from .scenarios import compare_results, reference_namespace
+from .judge import compare_results
+from .results import Diagnosis
+from .scenarios import reference_namespace
 
 MAX_DRAWN_OPERATIONS = 24
 
@@ -171,12 +172,6 @@ def _engine_node(node) -> bool:
     return getattr(tinytorch, type(node).__name__, None) is type(node)
 
 
-@dataclass(frozen=True)
-class Diagnosis:
-    position: int | None  # the operation probably at fault, or None: the nodes agree, look at backward()
-    text: str
-
-
 def locate_culprit(scenario: Scenario, seed: int, run: Callable[[Callable, int], dict | None]) -> Diagnosis | None:
     """Which operation of ``scenario``'s graph is probably wrong on the engine that ``run`` reaches.
 
@@ -206,21 +201,3 @@ def locate_culprit(scenario: Scenario, seed: int, run: Callable[[Callable, int],
     return Diagnosis(None, "every operation here, rebuilt alone and handed the same gradient, answers like the "
                            "reference's: the difference comes from backward(), from the order it walks the graph "
                            "in or how it adds up contributions (Step 2)")
-
-
-def gradient_differences(problems: list[str]) -> dict[str, str]:
-    """Tensor name -> how its gradient differs, from the comparison's sentences ("x.grad: expected ...").
-
-    The name is the one before ``.grad`` in the key, so a nested key
-    (``second.x.grad``) names ``x``, as the drawing does.
-    """
-    found = {}
-    for problem in problems:
-        key, _, text = problem.partition(": ")
-        match = _GRAD_KEY.search(key)
-        if match and text:
-            found.setdefault(match.group(1), text)
-    return found
-
-
-_GRAD_KEY = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)\.grad\b")

@@ -14,19 +14,18 @@ from pathlib import Path
 
 import nbformat
 
-from .corpus import (
-    Variant,
-    autograde_with_nbgrader,
-    format_matrix,
-    instructor_bodies,
-    load_variants,
-    lost_tests,
-    ran_to_end,
-    submission_notebook,
-    variant_notebook,
-)
+from .nbgrader_autograde import autograde_with_nbgrader, ran_to_end
+from .tables import score_matrix
+from .variants import Variant, instructor_bodies, load_variants, submission_notebook, variant_notebook
 from .course import release_notebook, source_notebook
 from .results import CellScore, Status
+
+
+def lost_tests(cell_scores: dict[str, CellScore]) -> frozenset[str]:
+    """The tests that did not get full points (ungraded counts as lost)."""
+    return frozenset(
+        grade_id for grade_id, cell in cell_scores.items() if cell.score is None or cell.score < cell.max_score
+    )
 
 
 @dataclass
@@ -60,7 +59,7 @@ class CorpusReport:
         return not self.differences()
 
     def text(self) -> str:
-        lines = [format_matrix(self.scores), ""]
+        lines = [score_matrix(self.scores), ""]
         differences = self.differences()
         for name in self.expected_lost:
             lines.append(f"{'ok  ' if name not in differences else 'DIFF'} {name}"

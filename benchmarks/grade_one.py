@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autograder import sandbox  # noqa: E402
-from autograder.corpus import instructor_bodies, submission_notebook  # noqa: E402
+from autograder.variants import instructor_bodies, submission_notebook  # noqa: E402
 from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook  # noqa: E402
 from autograder.grader import grade_submission  # noqa: E402
 

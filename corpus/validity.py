@@ -26,7 +26,7 @@ arrays; test_mul_visible checks no_grad().  So a mistake that a hidden test
 catches on random inputs also loses the visible test of its exercise.
 """
 
-from autograder.corpus import Variant
+from autograder.variants import Variant
 
 # The test cells, in notebook order (for reading the sets below).
 BACKWARD_VISIBLE = "test_backward_visible"

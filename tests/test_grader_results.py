@@ -18,7 +18,7 @@ import pytest
 from autograder import grader as grader_module
 from autograder import sandbox
 from autograder.assignment import load_assignment
-from autograder.corpus import instructor_bodies, load_variants, submission_notebook, variant_notebook
+from autograder.variants import instructor_bodies, load_variants, submission_notebook, variant_notebook
 from autograder.course import copy_course, nbgrader, release_notebook, source_notebook
 from autograder.feedback import explanation, feedback_html, feedback_markdown, write_feedback
 from autograder.formats import render

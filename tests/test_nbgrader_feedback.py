@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from autograder.assignment import load_assignment
-from autograder.corpus import instructor_bodies, submission_notebook
+from autograder.variants import instructor_bodies, submission_notebook
 from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook
 from autograder.checks import secret_only_lines
 

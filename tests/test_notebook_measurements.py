@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autograder.checks import nbgrader_meta
-from autograder.corpus import instructor_bodies, load_variants, submission_notebook, variant_notebook
+from autograder.variants import instructor_bodies, load_variants, submission_notebook, variant_notebook
 from autograder.course import release_notebook, source_notebook
 
 ROOT = Path(__file__).resolve().parents[1]

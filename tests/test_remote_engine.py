@@ -15,9 +15,10 @@ import pytest
 
 from autograder import sandbox
 from autograder.assignment import load_assignment
-from autograder.corpus import instructor_bodies, submission_notebook
+from autograder.variants import instructor_bodies, submission_notebook
 from autograder.course import release_notebook, source_notebook
-from autograder.grader import grade_submission, job_cells
+from autograder.grader import grade_submission
+from autograder.job import job_cells
 from autograder.submission import AddedCell, ReadSubmission
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autograder.scenarios import compare_results
+from autograder.judge import compare_results
 
 EXPECTED = {"observed": {"x.grad": 1.0}}
 
@@ -46,7 +46,7 @@ def test_a_long_array_is_shown_by_its_shape_and_first_differences():
 
 
 def test_gradient_differences_name_the_tensor_also_under_a_nested_key():
-    from autograder.scenario_graph import gradient_differences
+    from autograder.judge import gradient_differences
 
     found = gradient_differences(["second.x.grad: expected 1., got 2.", "w.grad, on the left: expected 3, got 4",
                                   "z.grad_fn: expected AddBackward, got NoneType", "apply calls: expected 1, got 3"])

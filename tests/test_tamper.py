@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.corpus import (instructor_bodies, load_corpus_file, load_variants, submission_notebook,
+from autograder.variants import (instructor_bodies, load_corpus_file, load_variants, submission_notebook,
                                variant_notebook)
 from autograder.course import copy_course, release_notebook, source_notebook
 from autograder.assignment import load_assignment

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder import sandbox
-from autograder.corpus import format_matrix
+from autograder.tables import score_matrix
 from autograder.validity import grade_corpus_trusted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def test_trusted_grader_gives_the_expected_matrix(report):
     differences = report.differences()
     assert not differences, (
         f"seed {SEED}:\n" + "\n".join(f"{name}: {text}" for name, text in differences.items())
-        + "\n\n" + format_matrix(report.scores)
+        + "\n\n" + score_matrix(report.scores)
     )
 
 

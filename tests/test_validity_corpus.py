@@ -23,7 +23,9 @@ import nbformat
 import pytest
 
 from autograder.checks import nbgrader_meta
-from autograder.corpus import format_matrix, instructor_bodies, load_variants, lost_tests
+from autograder.tables import score_matrix
+from autograder.validity import lost_tests
+from autograder.variants import instructor_bodies, load_variants
 from autograder.course import source_notebook
 from autograder.validity import corpus_notebooks, grade_corpus
 
@@ -44,7 +46,7 @@ TEST_CELLS = _test_cells()
 
 def _row_text(report, name: str) -> str:
     """The matrix line of one submission (with the column legend), for failure messages."""
-    return format_matrix({name: report.scores.get(name, {})})
+    return score_matrix({name: report.scores.get(name, {})})
 
 
 # ----------------------------------------------------------------------
@@ -179,5 +181,5 @@ def test_graded_every_test_cell_is_lost_by_some_wrong_variant(report):
 def test_graded_every_wrong_variant_loses_points(report):
     """A wrong variant that keeps full points would mean its mistake goes unnoticed by every test."""
     unnoticed = [v.name for v in WRONG if not lost_tests(report.scores.get(v.name, {}))]
-    assert not unnoticed, "wrong variants with full points:\n" + format_matrix(
+    assert not unnoticed, "wrong variants with full points:\n" + score_matrix(
         {name: report.scores.get(name, {}) for name in unnoticed})
