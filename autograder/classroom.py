@@ -10,17 +10,14 @@ student's row, and its own name could point outside feedback/.  It is listed
 with the reason at the end of the class table (and counted in a warning on
 standard error by the command line), so that the instructor can rename the
 folder and grade again; the rest of the class is graded as usual.  It is left
-out of the CSV, whose rows are students.
+out of the class table and CSV, whose rows are the gradebook's students.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import literal
 from .assignment import load_assignment
 from .course import ASSIGNMENT, source_notebook, submission_notebook_path, submitted_folder
 from .feedback import write_feedback
@@ -38,30 +35,17 @@ class SkippedFolder:
 
 @dataclass
 class ClassReport:
-    results: list[GradeResult]
+    results: list[GradeResult]  # this run's, in the order graded
     skipped: list[SkippedFolder] = field(default_factory=list)
 
-    def table(self) -> str:
-        width = max((len(r.student) for r in self.results), default=7)
-        lines = [f"{'student':<{width}}  {'score':>9}  status", "-" * (width + 30)]
-        for r in self.results:
-            message = f" ({literal.one_line(r.message)})" if r.message else ""
-            lines.append(f"{r.student:<{width}}  {r.score:>4g}/{r.max_score:<4g}  {r.status}{message}")
-        if self.skipped:
-            lines += ["", "Not graded: folders under submitted/ whose names are not valid student ids "
-                          "(rename them and grade again):"]
-            lines += [f"  {folder.shown_name}: {folder.reason}" for folder in self.skipped]
+    def skipped_text(self) -> str:
+        """The folders that were not graded, and why: printed after the class table."""
+        if not self.skipped:
+            return ""
+        lines = ["Not graded: folders under submitted/ whose names are not valid student ids "
+                 "(rename them and grade again):"]
+        lines += [f"  {folder.shown_name}: {folder.reason}" for folder in self.skipped]
         return "\n".join(lines)
-
-    def csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        tests = [t.name for t in self.results[0].tests] if self.results else []
-        # An instructor's file: the seed that reproduces each grade belongs here.
-        writer.writerow(["student", "status", "score", "max_score", "seed", *tests])
-        for r in self.results:
-            writer.writerow([r.student, r.status, r.score, r.max_score, r.seed, *[t.score for t in r.tests]])
-        return buffer.getvalue()
 
 
 @dataclass

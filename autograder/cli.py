@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -134,35 +133,35 @@ def _grade(args, root: Path) -> int:
 
 def _grade_class(args, root: Path) -> int:
     from .classroom import grade_class
+    from .gradebook import class_rows
+    from .tables import class_csv, class_table
 
     report = grade_class(root, base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
+    rows = class_rows(root) if report.results else []
     print()
-    print(report.table())
+    print(class_table(rows))
     if report.skipped:
+        print("\n" + report.skipped_text())
         print(f"warning: {len(report.skipped)} folder(s) under submitted/ are not valid student ids and were "
               "not graded; see the end of the table", file=sys.stderr)
     if args.csv:
-        args.csv.write_text(report.csv(), encoding="utf-8")
+        args.csv.write_text(class_csv(rows), encoding="utf-8")
     return 0
 
 
 def _report(args, root: Path) -> int:
-    from .tables import score_matrix
-    from .gradebook import assignment_in_gradebook, class_scores
+    from .gradebook import assignment_in_gradebook, class_rows, class_scores
+    from .tables import class_csv, class_table, score_matrix
 
     if not assignment_in_gradebook(root):
         print("gradebook.db has no grades for this assignment yet: run grade-class first", file=sys.stderr)
         return 1
-    scores = class_scores(root=root)
-    print(score_matrix(scores))
+    rows = class_rows(root)
+    print(score_matrix(class_scores(root=root)))
+    print()
+    print(class_table(rows))
     if args.csv:
-        tests = sorted({grade_id for row in scores.values() for grade_id in row})
-        with args.csv.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["student", *tests, "total"])
-            for student, row in scores.items():
-                cells = [row[t].score if t in row and row[t].score is not None else "" for t in tests]
-                writer.writerow([student, *cells, sum(cell.score or 0 for cell in row.values())])
+        args.csv.write_text(class_csv(rows), encoding="utf-8")
     return 0
 
 

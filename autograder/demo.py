@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 
 from .classroom import grade_class
+from .gradebook import class_rows
+from .tables import class_table
 from .variants import load_variants
 from .course import copy_course, release_notebook, submission_notebook_path, submitted_folder
 from .validity import corpus_notebooks
@@ -59,8 +61,8 @@ def run_demo(root: Path, *, workdir: Path | None = None, base_seed: int | None =
     try:
         students = build_demo_course(root, workdir)
         print(f"Demo class: {len(students)} submissions in {workdir / 'submitted'}\n", flush=True)
-        report = grade_class(workdir, base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
-        lines = ["", engine_demo(), "", report.table(), ""]
+        grade_class(workdir, base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
+        lines = ["", engine_demo(), "", class_table(class_rows(workdir)), ""]
         if temporary:
             lines.append("(the demo course was temporary; pass --workdir DIR to keep its gradebook and feedback)")
         else:

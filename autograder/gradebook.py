@@ -8,12 +8,13 @@ state, and grading the same student again replaces the scores.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 from .course import ASSIGNMENT, NOTEBOOK_NAME, copy_course, nbgrader
 from .identity import check_student_id
-from .results import CellScore, GradeResult
+from .results import CellScore, ClassRow, GradeResult
 
 
 def gradebook_url(root: Path) -> str:
@@ -50,10 +51,11 @@ def ensure_assignment(root: Path) -> None:
 
 
 def record(result: GradeResult, *, root: Path) -> None:
-    """Store ``result``'s test scores as the student's autograded scores for the assignment.
+    """Store ``result``: its test scores as the student's autograded scores in the gradebook, and
+    what the gradebook has no place for (status, message, seed) in the student's record file.
 
-    Raises InvalidStudentId before touching the gradebook if ``result.student``
-    is not a valid id: the last guard for a caller that forgot to check it.
+    Raises InvalidStudentId before touching either if ``result.student`` is
+    not a valid id: the last guard for a caller that forgot to check it.
     """
     from nbgrader.api import Gradebook
 
@@ -67,6 +69,63 @@ def record(result: GradeResult, *, root: Path) -> None:
             grade.auto_score = test.score
             grade.needs_manual_grade = False
         gradebook.db.commit()
+    path = record_path(root, result.student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole, then renamed: a killed run leaves the old record or the new one, never half.
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"status": str(result.status), "message": result.message,
+                                   "seed": str(result.seed)}), encoding="utf-8")
+    partial.replace(path)
+
+
+def record_path(root: Path, student: str) -> Path:
+    """The record of a student's last grading: status, message and seed (instructor-only, not committed)."""
+    return root / "grades" / ASSIGNMENT / f"{student}.json"
+
+
+def _read_record(root: Path, student: str) -> dict:
+    try:
+        data = json.loads(record_path(root, student).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def class_rows(root: Path) -> list[ClassRow]:
+    """Every student of the gradebook, as ``nbgrader export`` lists them, with this grader's record.
+
+    A student without a submission gets nbgrader's zeros and the status
+    "missing" when this grader has no record of them either.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    tests = class_scores(root=root)
+    rows = []
+    with Gradebook(gradebook_url(root)) as gradebook:
+        assignment = gradebook.find_assignment(ASSIGNMENT)
+        for student in sorted(gradebook.students, key=lambda s: s.id):
+            record = _read_record(root, student.id)
+            try:
+                submission = gradebook.find_submission(ASSIGNMENT, student.id)
+            except MissingEntry:
+                submitted = None
+            else:
+                submitted = (str(submission.timestamp or ""), submission.score, submission.late_submission_penalty)
+            timestamp, raw, penalty = submitted or ("", 0.0, 0.0)
+            rows.append(ClassRow(
+                student_id=student.id, assignment=ASSIGNMENT, duedate=str(assignment.duedate or ""),
+                timestamp=timestamp, last_name=student.last_name or "", first_name=student.first_name or "",
+                email=student.email or "", raw_score=raw, late_submission_penalty=penalty,
+                score=max(0.0, raw - penalty), max_score=assignment.max_score,
+                status=str(record.get("status", "" if submitted else "missing")),
+                message=str(record.get("message", "")), seed=_seed(record.get("seed")),
+                tests={name: cell.score for name, cell in tests.get(student.id, {}).items()},
+            ))
+    return rows
+
+
+def _seed(value) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def scores_in_gradebook(student: str, *, root: Path) -> dict[str, tuple[float | None, bool]]:

@@ -79,3 +79,26 @@ class GradeResult:
     notes: list[str] = field(default_factory=list)
     # Instructor-only: what the sandbox isolated, with host paths; never shown to students.
     isolation_detail: str = ""
+
+
+@dataclass
+class ClassRow:
+    """One student's line of a class table or CSV: nbgrader export's columns, then this grader's record."""
+
+    student_id: str
+    assignment: str
+    duedate: str
+    timestamp: str
+    last_name: str
+    first_name: str
+    email: str
+    raw_score: float
+    late_submission_penalty: float
+    score: float
+    max_score: float
+    # From this grader's record of the student's last grading ("" and None if it has none: a grade
+    # nbgrader autograde made, or a student in the gradebook who never submitted).
+    status: str = ""
+    message: str = ""
+    seed: int | None = None  # instructor-only
+    tests: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points (None: manual)

@@ -1,8 +1,16 @@
-"""Plain-text tables: the one helper every command that prints rows of results uses."""
+"""Tables of results: the one text-table helper, and the class table and CSV every class command writes."""
 
 from __future__ import annotations
 
-from .results import CellScore
+import csv
+import io
+
+from . import literal
+from .results import CellScore, ClassRow
+
+# nbgrader export's columns, in its order, so that a spreadsheet made for it reads this file too.
+NBGRADER_EXPORT_COLUMNS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                           "raw_score", "late_submission_penalty", "score", "max_score")
 
 
 def text_table(header: list[str], rows: list[list[str]], *, right: frozenset[int] = frozenset(),
@@ -48,3 +56,25 @@ def score_matrix(scores: dict[str, dict[str, CellScore]]) -> str:
     numbered = frozenset(range(2, 2 + len(tests)))
     legend = [f"{i:>3}: {test}" for i, test in enumerate(tests, 1)]
     return "\n".join([text_table(header, rows, right=numbered, separator=" "), "", *legend])
+
+
+def class_table(rows: list[ClassRow]) -> str:
+    """Student, points and status, with the grader's message on the same line."""
+    lines = [[row.student_id, points(row.score, row.max_score),
+              row.status + (f" ({literal.one_line(row.message)})" if row.message else "")] for row in rows]
+    return text_table(["student", "score", "status"], lines, right=frozenset({1}))
+
+
+def class_csv(rows: list[ClassRow]) -> str:
+    """nbgrader export's columns, then status, each test's points and the seed (an instructor's file)."""
+    tests: list[str] = []
+    for row in rows:
+        tests += [name for name in row.tests if name not in tests]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*NBGRADER_EXPORT_COLUMNS, "status", *tests, "seed"])
+    for row in rows:
+        writer.writerow([*(getattr(row, column) for column in NBGRADER_EXPORT_COLUMNS), row.status,
+                         *("" if row.tests.get(test) is None else row.tests[test] for test in tests),
+                         "" if row.seed is None else row.seed])
+    return buffer.getvalue()

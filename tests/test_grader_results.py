@@ -252,8 +252,35 @@ def test_report_command_reads_the_gradebook(graded, course, tmp_path, capsys):
     out = tmp_path / "class.csv"
     assert main(["--root", str(course), "report", "--csv", str(out)]) == 0
     assert "instructor" in capsys.readouterr().out
-    rows = {row["student"]: row for row in csv.DictReader(out.open())}
-    assert float(rows["instructor"]["total"]) == 100
+    rows = {row["student_id"]: row for row in csv.DictReader(out.open())}
+    assert float(rows["instructor"]["score"]) == 100 and rows["instructor"]["status"] == "graded"
+    assert rows["instructor"]["seed"] == str(graded["instructor"].seed)
+
+
+def test_report_and_grade_class_write_one_csv_with_nbgrader_exports_columns(graded, course, tmp_path):
+    """The class CSV starts with nbgrader export's columns and values, then status, tests and seed."""
+    from autograder.tables import NBGRADER_EXPORT_COLUMNS
+
+    record(graded["first_arrival"], root=course)
+    nbgrader("export", "--to", str(tmp_path / "export.csv"), root=course)
+    exported = {row["student_id"]: row for row in csv.DictReader((tmp_path / "export.csv").open())}
+    from autograder.cli import main
+
+    assert main(["--root", str(course), "report", "--csv", str(tmp_path / "ours.csv")]) == 0
+    with (tmp_path / "ours.csv").open() as handle:
+        header = next(csv.reader(handle))
+        handle.seek(0)
+        ours = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert tuple(header[:len(NBGRADER_EXPORT_COLUMNS)]) == NBGRADER_EXPORT_COLUMNS
+    assert header[len(NBGRADER_EXPORT_COLUMNS)] == "status" and header[-1] == "seed"
+    assert set(ours) == set(exported)
+    for student, row in exported.items():
+        for column in ("assignment", "student_id", "timestamp"):
+            assert ours[student][column] == row[column], (student, column)
+        for column in ("raw_score", "late_submission_penalty", "score", "max_score"):
+            assert float(ours[student][column]) == float(row[column]), (student, column)
+    assert ours["first_arrival"]["status"] == "graded"
+    assert float(ours["first_arrival"]["hidden_backward_order"]) == 0
 
 
 def test_grade_class_goes_on_when_the_grader_fails_on_one_submission(notebooks, tmp_path, monkeypatch):
