@@ -316,6 +316,7 @@ def test_graph_has_no_reference_cycles():
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        nodes_before = _live_nodes()
         x, w = leaf(np.ones((2, 3))), leaf(np.full((3, 2), 0.5))
         # Every op once, with a retained gradient and a backward pass.
         h = ((x @ w).relu() + 1.0).log() * 2 - x.sum(axis=1, keepdims=True).exp()
@@ -326,14 +327,20 @@ def test_graph_has_no_reference_cycles():
         intermediates = [h, g, out]
         nodes = list(_all_graph_nodes(out))
         assert {type(node) for node in nodes} == set(FUNCTION_CLASSES)
-        watchers = [weakref.ref(item) for item in intermediates + nodes]
+        watchers = [weakref.ref(item) for item in intermediates]
         del h, g, out, intermediates, nodes
         dead = [watcher() is None for watcher in watchers]
-        assert all(dead), f"{dead.count(False)} of {len(dead)} objects survived"
+        assert all(dead), f"{dead.count(False)} of {len(dead)} tensors survived"
+        # Nodes take no weak references (a slot per node would cost memory): count them among all objects.
+        assert _live_nodes() == nodes_before, f"{_live_nodes() - nodes_before} graph nodes survived"
         assert x.grad is not None  # the leaves themselves are still ours
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _live_nodes() -> int:
+    return sum(isinstance(o, Function) for o in gc.get_objects())
 
 
 def _all_graph_nodes(root: Tensor):
@@ -580,10 +587,14 @@ def test_grad_fn_type_and_input_edges(case):
             assert expected(actual), f"unexpected constant operand {actual!r}"
 
 
-@pytest.mark.parametrize("op", [lambda a, b: a * b, lambda a, b: a / b, lambda a, b: a @ b])
+@pytest.mark.parametrize("op", [lambda a, b: a * b, lambda a, b: a / b, lambda a, b: a @ b,
+                                lambda a, b: a + b, lambda a, b: a - b],
+                         ids=["mul", "div", "matmul", "add", "sub"])
 def test_requires_grad_switched_on_after_recording_does_not_crash(op):
     # Regression: nodes saved operands by the flags at record time but read the
-    # flags again in apply(), so turning requires_grad on afterwards crashed.
+    # flags again in apply(), so turning requires_grad on afterwards crashed;
+    # and + and - read the live flags, so b got a gradient: one rule now
+    # (Function.needs_input_grad, decided when the node is recorded).
     a = Tensor(np.arange(1.0, 5.0).reshape(2, 2), requires_grad=True)
     b = Tensor(np.full((2, 2), 2.0))
     out = op(a, b).sum()

@@ -31,7 +31,8 @@ import numpy as np
 
 
 def topological_order(root) -> list:
-    """Tensors reachable from ``root`` that require grad, each after all its consumers.
+    """Tensors reachable from ``root`` through inputs that needed a gradient when recorded
+    (``Function.needs_input_grad``), each after all its consumers.
 
     Depth-first post-order with an explicit stack: a tensor is appended once
     all of its inputs have been, and the list is reversed at the end.
@@ -48,9 +49,11 @@ def topological_order(root) -> list:
             continue
         visited.add(id(tensor))
         stack.append((tensor, True))
-        if tensor.grad_fn is not None:
-            for parent in tensor.grad_fn.inputs:
-                if parent.requires_grad and id(parent) not in visited:
+        node = tensor.grad_fn
+        if node is not None:
+            needs_input_grad = node.needs_input_grad
+            for index, parent in enumerate(node.inputs):
+                if needs_input_grad[index] and id(parent) not in visited:
                     stack.append((parent, False))
     order.reverse()
     return order
@@ -69,9 +72,9 @@ def run_backward(root, gradient: np.ndarray) -> None:
             _accumulate(tensor, grad)
         if tensor.grad_fn is None:
             continue
-        input_grads = tensor.grad_fn.apply(grad)
-        for parent, parent_grad in zip(tensor.grad_fn.inputs, input_grads):
-            if parent_grad is None or not parent.requires_grad:
+        # apply() gives None to every input that needed no gradient when recorded.
+        for parent, parent_grad in zip(tensor.grad_fn.inputs, tensor.grad_fn.apply(grad)):
+            if parent_grad is None:
                 continue
             if id(parent) in pending:
                 # A new array, never an in-place +=: the pending array may be

@@ -27,6 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 
+# One tuple per combination of flags, shared by every node that has it.
+_SHARED_FLAGS: dict[tuple[bool, ...], tuple[bool, ...]] = {}
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched.
 
@@ -51,16 +55,32 @@ class Function:
 
     Subclasses store what their backward needs in ``__init__`` and implement
     ``apply(grad_output)``, which returns one gradient per input, in the order
-    of ``inputs``, or ``None`` for an input that does not require grad.
-    Each returned gradient has the shape of its input.
+    of ``inputs``; each has the shape of its input.
+
+    Which inputs get a gradient is decided once, when the node is recorded:
+    ``needs_input_grad[i]`` is whether input i required grad then.  An input
+    that did not gets ``None``, and a node saves only what the wanted
+    gradients need; switching ``requires_grad`` on afterwards changes
+    neither, as the input was not part of the graph when it was recorded.
+    (A node with one input is recorded only when that input requires grad,
+    so it always returns its gradient.)
     """
 
-    # __weakref__ lets tests and tools watch a node being freed without
-    # keeping it alive themselves.
-    __slots__ = ("inputs", "__weakref__")
+    # A node is made for every recorded operation, so its size and the cost of
+    # making it are the engine's per-op overhead (benchmarks/engine.py): two
+    # slots, no __weakref__, and flag tuples shared between nodes.
+    __slots__ = ("inputs", "needs_input_grad")
 
     def __init__(self, *inputs) -> None:
         self.inputs = inputs
+        # Spelled out for one and two inputs, the cases of nearly every node: cheaper than a generator.
+        if len(inputs) == 1:
+            flags = (inputs[0].requires_grad,)
+        elif len(inputs) == 2:
+            flags = (inputs[0].requires_grad, inputs[1].requires_grad)
+        else:
+            flags = tuple([tensor.requires_grad for tensor in inputs])
+        self.needs_input_grad = _SHARED_FLAGS.setdefault(flags, flags)
 
     def apply(self, grad_output: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError(f"{type(self).__name__} does not implement apply()")
@@ -76,9 +96,10 @@ class AddBackward(Function):
 
     def apply(self, grad_output):
         a, b = self.inputs
+        needs_a, needs_b = self.needs_input_grad
         return (
-            unbroadcast(grad_output, a.shape) if a.requires_grad else None,
-            unbroadcast(grad_output, b.shape) if b.requires_grad else None,
+            unbroadcast(grad_output, a.shape) if needs_a else None,
+            unbroadcast(grad_output, b.shape) if needs_b else None,
         )
 
 
@@ -89,9 +110,10 @@ class SubBackward(Function):
 
     def apply(self, grad_output):
         a, b = self.inputs
+        needs_a, needs_b = self.needs_input_grad
         return (
-            unbroadcast(grad_output, a.shape) if a.requires_grad else None,
-            unbroadcast(-grad_output, b.shape) if b.requires_grad else None,
+            unbroadcast(grad_output, a.shape) if needs_a else None,
+            unbroadcast(-grad_output, b.shape) if needs_b else None,
         )
 
 
@@ -102,17 +124,17 @@ class MulBackward(Function):
 
     def __init__(self, a, b) -> None:
         super().__init__(a, b)
-        # a's gradient needs b's values and the other way round.  Which
-        # gradients exist is decided here, when the node is recorded: what
-        # was saved (not a requires_grad flag changed later) says it.
-        self.a_data = a.data if b.requires_grad else None
-        self.b_data = b.data if a.requires_grad else None
+        needs_a, needs_b = self.needs_input_grad
+        # a's gradient needs b's values and the other way round.
+        self.a_data = a.data if needs_b else None
+        self.b_data = b.data if needs_a else None
 
     def apply(self, grad_output):
         a, b = self.inputs
+        needs_a, needs_b = self.needs_input_grad
         return (
-            unbroadcast(grad_output * self.b_data, a.shape) if self.b_data is not None else None,
-            unbroadcast(grad_output * self.a_data, b.shape) if self.a_data is not None else None,
+            unbroadcast(grad_output * self.b_data, a.shape) if needs_a else None,
+            unbroadcast(grad_output * self.a_data, b.shape) if needs_b else None,
         )
 
 
@@ -123,16 +145,17 @@ class DivBackward(Function):
 
     def __init__(self, a, b) -> None:
         super().__init__(a, b)
-        self.a_data = a.data if b.requires_grad else None
+        needs_a, needs_b = self.needs_input_grad
+        # Both gradients divide by b; only b's needs a.
+        self.a_data = a.data if needs_b else None
         self.b_data = b.data
 
     def apply(self, grad_output):
         a, b = self.inputs
+        needs_a, needs_b = self.needs_input_grad
         return (
-            unbroadcast(grad_output / self.b_data, a.shape) if a.requires_grad else None,
-            unbroadcast(-grad_output * self.a_data / self.b_data**2, b.shape)
-            if self.a_data is not None
-            else None,
+            unbroadcast(grad_output / self.b_data, a.shape) if needs_a else None,
+            unbroadcast(-grad_output * self.a_data / self.b_data**2, b.shape) if needs_b else None,
         )
 
 
@@ -175,11 +198,13 @@ class MatMulBackward(Function):
 
     def __init__(self, a, b) -> None:
         super().__init__(a, b)
-        self.a_data = a.data if b.requires_grad else None
-        self.b_data = b.data if a.requires_grad else None
+        needs_a, needs_b = self.needs_input_grad
+        self.a_data = a.data if needs_b else None
+        self.b_data = b.data if needs_a else None
 
     def apply(self, grad_output):
         a, b = self.inputs
+        needs_a, needs_b = self.needs_input_grad
         a_shape, b_shape = a.shape, b.shape
         # Give 1-D operands (and the gradient) the matrix shape numpy used.
         # The column axis goes in first: for a 1-D @ 1-D dot product the
@@ -190,14 +215,13 @@ class MatMulBackward(Function):
         if len(a_shape) == 1:
             g = np.expand_dims(g, -2)
         grad_a = grad_b = None
-        # As in MulBackward: the saved operands say which gradients were wanted.
-        if self.b_data is not None:
+        if needs_a:
             b_mat = self.b_data if len(b_shape) > 1 else self.b_data[:, None]
             grad_a = g @ np.swapaxes(b_mat, -1, -2)
             if len(a_shape) == 1:
                 grad_a = np.squeeze(grad_a, -2)
             grad_a = unbroadcast(grad_a, a_shape)
-        if self.a_data is not None:
+        if needs_b:
             a_mat = self.a_data if len(a_shape) > 1 else self.a_data[None, :]
             grad_b = np.swapaxes(a_mat, -1, -2) @ g
             if len(b_shape) == 1:
