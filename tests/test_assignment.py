@@ -14,6 +14,8 @@ from autograder.course import ASSIGNMENT, copy_course, nbgrader, release_noteboo
 from autograder.notebook_regions import outside_regions
 from autograder.scenarios import reference_namespace
 
+pytestmark = [pytest.mark.nbgrader]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,8 @@ from autograder.course import release_notebook, source_notebook
 from autograder.grader import grade_submission
 from autograder.submission import MAX_NOTEBOOK_BYTES, read_submission
 
+pytestmark = [pytest.mark.sandbox]
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = load_assignment(source_notebook(ROOT))
 RELEASE_TEXT = release_notebook(ROOT).read_text(encoding="utf-8")

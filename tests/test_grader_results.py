@@ -25,6 +25,8 @@ from autograder.formats import render
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.grader import SandboxUnavailable, grade_submission
 
+pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = load_assignment(source_notebook(ROOT))
 UNSANDBOXED = sandbox.detect_isolation().level == "none"

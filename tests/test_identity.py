@@ -22,6 +22,8 @@ from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, source_notebook
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.identity import MAX_LENGTH, InvalidStudentId, check_student_id, student_id_problem
 
+pytestmark = [pytest.mark.sandbox]
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT_SPEC = load_assignment(source_notebook(ROOT))
 

@@ -14,6 +14,8 @@ from autograder.variants import instructor_bodies, submission_notebook
 from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, nbgrader, release_notebook, source_notebook
 from autograder.checks import secret_only_lines
 
+pytestmark = [pytest.mark.nbgrader]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

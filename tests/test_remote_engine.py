@@ -21,6 +21,8 @@ from autograder.grader import grade_submission
 from autograder.job import job_cells
 from autograder.submission import AddedCell, ReadSubmission
 
+pytestmark = [pytest.mark.sandbox]
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = load_assignment(source_notebook(ROOT))
 SEED = 424242

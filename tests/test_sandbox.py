@@ -26,6 +26,8 @@ import pytest
 from autograder import sandbox as sb
 from autograder.sandbox import detection, identity, seccomp
 
+pytestmark = [pytest.mark.sandbox]
+
 PROGRAMS = Path(__file__).parent / "sandbox_programs"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

@@ -29,6 +29,8 @@ from autograder.feedback import feedback_html, feedback_markdown
 from autograder.formats import render
 from autograder.grader import grade_submission
 
+pytestmark = [pytest.mark.sandbox]
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261126
 LIMITS = sandbox.Limits(wall_seconds=20.0, cpu_seconds=20, memory_bytes=1024**3, max_processes=16,

@@ -18,6 +18,8 @@ from autograder import sandbox
 from autograder.tables import score_matrix
 from autograder.validity import grade_corpus_trusted
 
+pytestmark = [pytest.mark.sandbox, pytest.mark.corpus]
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = secrets.randbelow(2**31)
 

@@ -29,6 +29,8 @@ from autograder.variants import instructor_bodies, load_variants
 from autograder.course import source_notebook
 from autograder.validity import corpus_notebooks, grade_corpus
 
+pytestmark = [pytest.mark.nbgrader, pytest.mark.corpus]
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_FILE = ROOT / "corpus" / "validity.py"
 VARIANTS = load_variants(CORPUS_FILE)

@@ -1,4 +1,4 @@
-"""How a scenario's failure is worded (autograder/scenarios.compare_results): pure logic."""
+"""How the judge words a scenario's failure (autograder/judge.py): pure logic."""
 
 from __future__ import annotations
 

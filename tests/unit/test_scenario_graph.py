@@ -12,7 +12,7 @@ from autograder.scenario_graph import capture_tensors, graph_tensors, locate_cul
 from autograder.scenario_runtime import run_scenario
 from autograder.scenarios import reference_namespace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = {s.name: s for t in load_assignment(source_notebook(ROOT)).tests for s in t.scenarios}
 COMPLEX = SCENARIOS["scenario_complex_graph"]  # f = (x + y) * (x - y)
 

@@ -28,7 +28,7 @@ from autograder.results import GradeResult, ScenarioOutcome
 
 from html_elements import parsed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = load_assignment(source_notebook(ROOT))
 SEED = 918273645
 DETAIL = "bubblewrap: read-only binds /opt/instructor-secrets/hidden_tests, /home/grader/.venv"

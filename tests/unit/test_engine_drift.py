@@ -21,7 +21,7 @@ from autograder.assignment import load_assignment
 from autograder.course import source_notebook
 from autograder.scenario_runtime import ENGINE_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _notebook_engine() -> dict:

@@ -17,7 +17,7 @@ from autograder.checks import nbgrader_meta
 from autograder.variants import instructor_bodies, load_variants, submission_notebook, variant_notebook
 from autograder.course import release_notebook, source_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {variant.name: variant for variant in load_variants(ROOT / "corpus" / "validity.py")}
 MEASUREMENT_CELLS = ("systems_tensor_memory", "systems_graph_depth", "systems_time", "systems_layers",
                      "thinking_vanishing", "thinking_accumulate_demo", "thinking_no_grad_demo")
