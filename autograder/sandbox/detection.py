@@ -117,7 +117,8 @@ def probe_isolation(level: str) -> Isolation:
     """Isolation for exactly `level` if it works here; level "none" otherwise.
 
     The probe really starts a trivial sandboxed process; the answer is cached.
-    Never raises.
+    A failing probe is an answer ("none", with the reason), not an exception;
+    only an unknown ``level`` raises ValueError (a caller's mistake).
     """
     if level not in LEVELS:
         raise ValueError(f"unknown isolation level {level!r}")
