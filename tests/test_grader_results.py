@@ -24,6 +24,7 @@ from autograder.feedback import explanation, feedback_html, feedback_markdown, w
 from autograder.formats import render
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.grader import SandboxUnavailable, grade_submission
+from autograder.results import GradeResult
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.nbgrader]
 
@@ -224,7 +225,7 @@ def test_gradebook_record_replaces_and_nbgrader_export_sees_it(graded, course):
     assert sum(score for score, _ in first.values()) == graded["first_arrival"].score
     assert not any(needs_manual for _, needs_manual in first.values())
     # Grading the same student again replaces the scores.
-    replaced = grader_module.GradeResult(**{**graded["blank"].__dict__, "student": "first_arrival"})
+    replaced = GradeResult(**{**graded["blank"].__dict__, "student": "first_arrival"})
     record(replaced, root=course)
     assert sum(score for score, _ in scores_in_gradebook("first_arrival", root=course).values()) == 0
     nbgrader("export", root=course)

@@ -21,6 +21,7 @@ from autograder.cli import main
 from autograder.course import ASSIGNMENT, NOTEBOOK, copy_course, source_notebook
 from autograder.gradebook import record, scores_in_gradebook
 from autograder.identity import MAX_LENGTH, InvalidStudentId, check_student_id, student_id_problem
+from autograder.results import GradeResult, Status
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -50,8 +51,8 @@ def test_non_text_is_not_an_id():
     assert student_id_problem(None) and student_id_problem(42)
 
 
-def _fake_result(student: str, score_each: bool) -> grader_module.GradeResult:
-    result = grader_module.ungraded(ASSIGNMENT_SPEC, "graded", "", student=student, submission=f"{student}.ipynb",
+def _fake_result(student: str, score_each: bool) -> GradeResult:
+    result = grader_module.ungraded(ASSIGNMENT_SPEC, Status.GRADED, "", student=student, submission=f"{student}.ipynb",
                                     seed=11, isolation="bubblewrap")
     for test in result.tests:
         if score_each:
