@@ -1,98 +1,232 @@
-"""Grading a whole class: every submission in nbgrader's submitted/ folder, one after another.
+"""Grading a whole class: every submission of an intake, in parallel, resumable, into the gradebook.
 
-A bad submission never stops the batch: it is graded with its status and a
-zero for what could not be graded, and the loop goes on.
+The pipeline:
 
-A folder under submitted/ whose name is not a valid student id (see
-``identity``) is neither graded nor recorded, and gets no feedback folder:
-grading it under a cleaned-up name could put its scores on another
-student's row, and its own name could point outside feedback/.  It is listed
-with the reason at the end of the class table (and counted in a warning on
-standard error by the command line), so that the instructor can rename the
-folder and grade again; the rest of the class is graded as usual.  It is left
-out of the class table and CSV, whose rows are the gradebook's students.
+    read the intake (intake.py: nbgrader's submitted/, a folder, an LMS zip)
+    -> decide what to grade: a submission already recorded with the same
+       notebook bytes, the same submission time and the same assignment (the
+       instructor notebook and the reference engine) is kept, unless ``force``,
+       or ``student`` names it
+    -> grade in worker processes, each submission as ``grade_submission``
+       grades one; at most two per worker are in flight, so memory stays
+       bounded whatever the class size
+    -> record, in this process only (the gradebook's one writer): scores,
+       submission time and late penalty, the autograded notebook, feedback,
+       and results.json last
+    -> the class outputs: grades.csv, junit.xml and the class report.
+
+Crash safety: a student's results.json is written last, whole, then renamed
+into place, and a grade is only "done" once it is there.  Kill the run at any
+moment and run it again: what was recorded is kept, what was not is graded,
+and re-recording a student replaces their grades (nbgrader's update-or-create),
+so nothing is lost or counted twice.
+
+A bad submission never stops the batch: it is recorded with its status and
+a zero for what could not be graded.  When the grader itself fails on one
+submission, it tries once more, then records ``grader_error`` and goes on.
+A folder or file whose name is not a valid student id is not graded (see
+``identity``) and is listed at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
-from .assignment import load_assignment
-from .course import ASSIGNMENT, source_notebook, submission_notebook_path, submitted_folder
+from .assignment import Assignment, load_assignment
+from .autograded import write_autograded
+from .course import outputs_folder, source_notebook, students_folder
 from .feedback import write_feedback
-from .gradebook import ensure_assignment, record
+from .gradebook import class_rows, ensure_assignment, read_record, record, write_atomically
 from .grader import SandboxUnavailable, grade_submission, ungraded
-from .identity import student_id_problem
+from .intake import Intake, Skipped, Submission, read_intake
+from .progress import Progress
 from .results import GradeResult, Status
+from .submission import read_submission
+
+# A worker process is replaced after this many submissions, so that whatever a
+# grading leaves behind in it (memory, module state) cannot build up over a class.
+TASKS_PER_WORKER = 50
 
 
 @dataclass
-class SkippedFolder:
-    shown_name: str  # the folder's name as ascii() writes it: quoted, every odd character escaped
-    reason: str
+class ClassRun:
+    intake: Intake
+    graded: list[GradeResult] = field(default_factory=list)  # graded and recorded in this run
+    kept: list[str] = field(default_factory=list)  # unchanged since they were recorded: not graded again
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return self.intake.skipped
 
 
-@dataclass
-class ClassReport:
-    results: list[GradeResult]  # this run's, in the order graded
-    skipped: list[SkippedFolder] = field(default_factory=list)
-
-    def skipped_text(self) -> str:
-        """The folders that were not graded, and why: printed after the class table."""
-        if not self.skipped:
-            return ""
-        lines = ["Not graded: folders under submitted/ whose names are not valid student ids "
-                 "(rename them and grade again):"]
-        lines += [f"  {folder.shown_name}: {folder.reason}" for folder in self.skipped]
-        return "\n".join(lines)
+class UnknownStudent(ValueError):
+    """``student`` was given but the intake has no such submission (a usage error)."""
 
 
-@dataclass
-class ClassFolders:
-    submissions: list[tuple[str, Path]]  # (student id, notebook path), sorted by id
-    skipped: list[SkippedFolder]
-
-
-def class_folders(root: Path) -> ClassFolders:
-    """Every student folder under submitted/: the valid ids with their notebook path, and the rest."""
-    folder = submitted_folder(root)
-    found = ClassFolders([], [])
-    if not folder.is_dir():
-        return found
-    for student in sorted(folder.iterdir()):
-        if not student.is_dir():
-            continue
-        problem = student_id_problem(student.name)
-        if problem is None:
-            found.submissions.append((student.name, submission_notebook_path(root, student.name)))
-        else:
-            found.skipped.append(SkippedFolder(ascii(student.name)[:200], problem))
-    return found
-
-
-def grade_class(root: Path, *, base_seed: int | None = None, allow_unsandboxed: bool = False,
-                progress=print) -> ClassReport:
-    ensure_assignment(root)
-    assignment = load_assignment(source_notebook(root))
-    folders = class_folders(root)
-    for skipped in folders.skipped:
-        progress(f"{skipped.shown_name}: not graded: {skipped.reason}")
-    results = []
-    for student, path in folders.submissions:
-        # A missing notebook is graded too: the student gets the status "missing", not silence.
+def grade_class(root: Path, *, source: Path | None = None, workers: int | None = None, force: bool = False,
+                student: str | None = None, base_seed: int | None = None, allow_unsandboxed: bool = False,
+                show_progress: bool = True) -> ClassRun:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="class-intake-") as scratch:
+        intake = read_intake(source or root / "submitted", scratch=Path(scratch))
+        run = ClassRun(intake)
+        submissions = intake.submissions
+        if student is not None:
+            submissions = [s for s in submissions if s.student == student]
+            if not submissions:
+                raise UnknownStudent(f"no submission of {student!r} in {intake.looked}")
+        if not submissions:
+            return run
+        ensure_assignment(root)
+        assignment = load_assignment(source_notebook(root))
+        assignment_hash = assignment_fingerprint(root)
+        todo = []
+        for submission in submissions:
+            fingerprint = {"submission": submission_fingerprint(submission), "assignment": assignment_hash}
+            if force or student is not None or not _recorded(root, submission.student, fingerprint):
+                todo.append((submission, fingerprint))
+            else:
+                run.kept.append(submission.student)
+        progress = Progress(len(todo), "grading", stream=None) if show_progress else None
+        jobs = dict(base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
         try:
-            result = grade_submission(path, root=root, student=student, base_seed=base_seed,
-                                      allow_unsandboxed=allow_unsandboxed)
+            for submission, fingerprint, result in _results(root, assignment, todo, workers, jobs):
+                result.notes = submission.notes + result.notes
+                _record(root, assignment, result, submission, fingerprint)
+                run.graded.append(result)
+                if progress:
+                    progress.advance()
+        finally:
+            if progress:
+                progress.close()
+    write_class_outputs(root)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _results(root: Path, assignment: Assignment, todo, workers: int | None, jobs: dict):
+    """(submission, fingerprint, result) for every submission of ``todo``, as each finishes."""
+    missing = [(s, f) for s, f in todo if s.path is None]
+    present = [(s, f) for s, f in todo if s.path is not None]
+    for submission, fingerprint in missing:
+        yield submission, fingerprint, ungraded(
+            assignment, Status.MISSING, "no notebook was found in your submission: submit the .ipynb file",
+            student=submission.student, submission="", seed=0, isolation="not reached")
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        for submission, fingerprint in present:
+            yield submission, fingerprint, _grade_with_retry(assignment, root, submission, jobs)
+        return
+    # Spawned, not forked: the parent holds threads and open files a fork would copy half-way.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_die_with_parent, max_tasks_per_child=TASKS_PER_WORKER) as pool:
+        waiting = list(reversed(present))
+        running = {}
+        while waiting or running:
+            while waiting and len(running) < 2 * workers:
+                submission, fingerprint = waiting.pop()
+                future = pool.submit(_grade_with_retry, assignment, root, submission, jobs)
+                running[future] = (submission, fingerprint)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                submission, fingerprint = running.pop(future)
+                yield submission, fingerprint, future.result()
+
+
+def _grade_with_retry(assignment: Assignment, root: Path, submission: Submission, jobs: dict) -> GradeResult:
+    """Grade one submission; a failure of the grader is tried once more, then recorded as grader_error."""
+    error = None
+    for _ in range(2):
+        try:
+            return grade_submission(submission.path, root=root, student=submission.student, **jobs)
         except SandboxUnavailable:
-            raise  # no student can be graded: stop and say how to get a sandbox
-        except Exception as error:  # noqa: BLE001 - one submission must not stop the class
-            result = ungraded(assignment, Status.GRADER_ERROR,
-                              f"the grader failed on this submission ({type(error).__name__}); it scores 0 "
-                              "until an instructor regrades it", student=student, submission=path.name,
-                              seed=base_seed or 0, isolation="not reached")
-        record(result, root=root)
-        write_feedback(result, assignment, root / "feedback" / student / ASSIGNMENT)
-        progress(f"{student}: {result.score:g}/{result.max_score:g} ({result.status})")
-        results.append(result)
-    return ClassReport(results, folders.skipped)
+            raise  # no student can be graded: the run stops and says how to get a sandbox
+        except Exception as failure:  # noqa: BLE001 - one submission must not stop the class
+            error = failure
+    return ungraded(assignment, Status.GRADER_ERROR,
+                    f"the grader failed on this submission twice ({type(error).__name__}); it scores 0 until an "
+                    "instructor grades it again", student=submission.student, submission=submission.path.name,
+                    seed=jobs.get("base_seed") or 0, isolation="not reached")
+
+
+def _die_with_parent() -> None:
+    """A worker ends when the run does, even if the run is killed with SIGKILL (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed run's workers end when their next read of the task queue fails
+
+
+def _record(root: Path, assignment: Assignment, result: GradeResult, submission: Submission,
+            fingerprint: dict) -> None:
+    """Everything about one student, results.json last (it marks the grade as recorded)."""
+    read = read_submission(submission.path, assignment) if submission.path else None
+    write_autograded(root, result, read if read and read.status is None else None, submission.timestamp)
+    write_feedback(result, assignment, students_folder(root) / result.student)
+    record(result, root=root, submitted_at=submission.timestamp, fingerprint=fingerprint)
+
+
+def _recorded(root: Path, student: str, fingerprint: dict) -> bool:
+    instructor = read_record(root, student).get("instructor")
+    return isinstance(instructor, dict) and instructor.get("fingerprint") == fingerprint
+
+
+def submission_fingerprint(submission: Submission) -> str:
+    digest = hashlib.sha256()
+    digest.update(submission.path.read_bytes() if submission.path else b"(no notebook)")
+    digest.update(str(submission.timestamp).encode())
+    return digest.hexdigest()
+
+
+def assignment_fingerprint(root: Path) -> str:
+    """What a grade depends on besides the submission: the instructor notebook and the reference engine."""
+    digest = hashlib.sha256(source_notebook(root).read_bytes())
+    for path in sorted((root / "tinytorch").glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def write_class_outputs(root: Path) -> Path:
+    """grades.csv, junit.xml and the class report, from the gradebook and every recorded results.json."""
+    from .class_report import write_report
+    from .tables import class_csv, class_junit
+
+    folder = outputs_folder(root)
+    rows = class_rows(root)
+    records = {row.student_id: read_record(root, row.student_id) for row in rows}
+    write_atomically(folder / "grades.csv", class_csv(rows))
+    write_atomically(folder / "junit.xml", class_junit(records))
+    write_report(folder, rows, records)
+    return folder
+
+
+def summary(run: ClassRun) -> str:
+    """The lines printed at the end of a class run."""
+    lines = []
+    counts: dict[str, int] = {}
+    for result in run.graded:
+        counts[str(result.status)] = counts.get(str(result.status), 0) + 1
+    per_status = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    lines.append(f"graded {len(run.graded)} submission(s) in {run.seconds:.1f} s"
+                 + (f" ({per_status})" if per_status else "")
+                 + (f"; {len(run.kept)} unchanged since their last grading, kept" if run.kept else ""))
+    scores = [result.score for result in run.graded]
+    if scores:
+        lines.append(f"score: mean {statistics.mean(scores):.1f}, median {statistics.median(scores):g} "
+                     f"of {run.graded[0].max_score:g}")
+        slowest = sorted(run.graded, key=lambda r: r.execution_time, reverse=True)[:3]
+        lines.append("slowest: " + ", ".join(f"{r.student} {r.execution_time:.1f} s" for r in slowest))
+    return "\n".join(lines)

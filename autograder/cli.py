@@ -2,8 +2,13 @@
 
     python -m autograder release              generate release/ from source/ and check the assignment
     python -m autograder grade NOTEBOOK       grade one submission in the sandbox
-    python -m autograder grade-class          grade every notebook under submitted/, into gradebook.db
+    python -m autograder grade-class [SOURCE] grade a class (submitted/, a folder or an LMS zip) into
+                                              gradebook.db; outputs and report in reports/05_autograd/
     python -m autograder report               the class's scores from gradebook.db, student x test
+
+Exit codes: 0 done (whatever the scores); 1 a check failed (release, corpus); 2 a usage error (a
+mistyped path, a folder where a notebook was expected, an empty intake): nothing was recorded;
+3 no sandbox here (see --unsafe-no-sandbox).
     python -m autograder demo                 grade a demo class made from the validity corpus
     python -m autograder corpus               the validity corpus as a matrix (--grader nbgrader|trusted)
 """
@@ -15,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .course import default_root
+from .intake import describe_layouts
 from .identity import InvalidStudentId, check_student_id
 
 
@@ -40,15 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also store the scores in gradebook.db under --student (which is then required)")
     _common_grading_options(grade)
 
-    grade_class = sub.add_parser("grade-class", help="grade every submission under submitted/")
-    grade_class.add_argument("--csv", type=Path, help="also write the class's scores as CSV here")
+    grade_class = sub.add_parser("grade-class", help="grade a class: submitted/, a folder of notebooks, or an LMS zip")
+    grade_class.add_argument("source", type=Path, nargs="?",
+                             help="where the submissions are (default: the course's submitted/): "
+                                  + describe_layouts())
+    grade_class.add_argument("--workers", type=int, default=None,
+                             help="submissions graded at once (default: the number of cores)")
+    grade_class.add_argument("--force", action="store_true",
+                             help="grade again submissions already graded with the same notebook and assignment")
+    grade_class.add_argument("--student", type=_student_id, help="grade (again) this student only")
+    grade_class.add_argument("--csv", type=Path, help="also copy the class CSV (reports/.../grades.csv) here")
     _common_grading_options(grade_class)
 
     report = sub.add_parser("report", help="the class's scores from gradebook.db, student x test")
     report.add_argument("--csv", type=Path, help="also write them as CSV here")
 
     demo = sub.add_parser("demo", help="grade a demo class made from the validity corpus")
-    demo.add_argument("--workdir", type=Path, help="where to build the demo course (default: a temporary folder)")
+    demo.add_argument("--workdir", type=Path,
+                      help="where to build the demo course (default: reports/demo_class/, made afresh)")
     _common_grading_options(demo)
 
     corpus = sub.add_parser("corpus", help="grade the validity corpus with nbgrader autograde; print the matrix")
@@ -108,6 +123,10 @@ def _grade(args, root: Path) -> int:
     from .formats import instructor_summary, render
     from .grader import grade_submission
 
+    problem = _not_a_notebook(args.submission)
+    if problem:
+        print(f"error: {problem}; nothing was graded or recorded", file=sys.stderr)
+        return 2
     result = grade_submission(args.submission, root=root, student=args.student, base_seed=args.seed,
                               allow_unsandboxed=args.unsafe_no_sandbox)
     # The seed and the isolation detail are for the instructor: standard error,
@@ -132,21 +151,55 @@ def _grade(args, root: Path) -> int:
 
 
 def _grade_class(args, root: Path) -> int:
-    from .classroom import grade_class
+    from .classroom import UnknownStudent, grade_class, summary
+    from .course import outputs_folder
     from .gradebook import class_rows
-    from .tables import class_csv, class_table
+    from .intake import UnreadableIntake
+    from .tables import class_table
 
-    report = grade_class(root, base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
-    rows = class_rows(root) if report.results else []
-    print()
-    print(class_table(rows))
-    if report.skipped:
-        print("\n" + report.skipped_text())
-        print(f"warning: {len(report.skipped)} folder(s) under submitted/ are not valid student ids and were "
+    source = args.source or root / "submitted"
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        run = grade_class(root, source=source, workers=args.workers, force=args.force, student=args.student,
+                          base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
+    except (UnreadableIntake, UnknownStudent) as error:
+        print(f"error: {error}; nothing was graded", file=sys.stderr)
+        return 2
+    if not run.intake.submissions and not run.skipped:
+        print(f"error: no submissions found in {run.intake.looked}. The class command reads "
+              f"{describe_layouts()}.", file=sys.stderr)
+        return 2
+    if run.graded or run.kept:
+        print()
+        print(class_table(class_rows(root)))
+    if run.skipped:
+        print("\nNot graded: names that are not valid student ids (rename them and grade again):")
+        for skipped in run.skipped:
+            print(f"  {skipped.shown_name}: {skipped.reason}")
+        print(f"warning: {len(run.skipped)} submission(s) have names that are not valid student ids and were "
               "not graded; see the end of the table", file=sys.stderr)
-    if args.csv:
-        args.csv.write_text(class_csv(rows), encoding="utf-8")
+    print()
+    print(summary(run))
+    outputs = outputs_folder(root)
+    if run.graded or run.kept:
+        print(f"class report: {outputs / 'report.html'} (and report.md); grades.csv, junit.xml and each "
+              f"student's results.json and feedback in {outputs}")
+    if args.csv and (outputs / "grades.csv").exists():
+        args.csv.write_bytes((outputs / "grades.csv").read_bytes())
     return 0
+
+
+def _not_a_notebook(path: Path) -> str:
+    """Why ``path``, named by the person running the command, cannot be a submission; "" if it can."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if path.is_dir():
+        return f"{path} is a folder; grade one notebook file, or a class with grade-class"
+    if path.suffix != ".ipynb":
+        return f"{path} is not a notebook (.ipynb)"
+    return ""
 
 
 def _report(args, root: Path) -> int:

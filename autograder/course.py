@@ -37,6 +37,16 @@ def submission_notebook_path(root: Path, student: str) -> Path:
     return submitted_folder(root) / student / ASSIGNMENT / NOTEBOOK
 
 
+def outputs_folder(root: Path) -> Path:
+    """Everything grading writes besides nbgrader's own folders and gradebook: not committed (.gitignore)."""
+    return root / "reports" / ASSIGNMENT
+
+
+def students_folder(root: Path) -> Path:
+    """Per student: results.json (the recorded result), feedback.md and feedback.html."""
+    return outputs_folder(root) / "students"
+
+
 def copy_course(root: Path, destination: Path, folders: tuple[str, ...] = ("source", "release")) -> Path:
     """A scratch course: the nbgrader configuration and ``folders`` of ``root``, without student data.
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import nbformat
 
-from .classroom import grade_class
+from .classroom import grade_class, summary
 from .gradebook import class_rows
 from .tables import class_table
 from .variants import load_variants
-from .course import copy_course, release_notebook, submission_notebook_path, submitted_folder
+from .course import copy_course, outputs_folder, release_notebook, submission_notebook_path, submitted_folder
 from .validity import corpus_notebooks
 
 
@@ -56,18 +55,16 @@ def build_demo_course(root: Path, workdir: Path) -> list[str]:
 
 def run_demo(root: Path, *, workdir: Path | None = None, base_seed: int | None = None,
              allow_unsandboxed: bool = False) -> str:
-    temporary = workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="demo-class-")) if temporary else workdir
-    try:
-        students = build_demo_course(root, workdir)
-        print(f"Demo class: {len(students)} submissions in {workdir / 'submitted'}\n", flush=True)
-        grade_class(workdir, base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
-        lines = ["", engine_demo(), "", class_table(class_rows(workdir)), ""]
-        if temporary:
-            lines.append("(the demo course was temporary; pass --workdir DIR to keep its gradebook and feedback)")
-        else:
-            lines.append(f"gradebook: {workdir / 'gradebook.db'}   feedback: {workdir / 'feedback'}")
-        return "\n".join(lines)
-    finally:
-        if temporary:
-            shutil.rmtree(workdir, ignore_errors=True)
+    """Build the demo class in ``workdir`` (default: reports/demo_class/, made afresh), grade it with the
+    class command's pipeline, and say what happened and where the report is."""
+    workdir = workdir or root / "reports" / "demo_class"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    students = build_demo_course(root, workdir)
+    print(f"Demo class: {len(students)} submissions in {submitted_folder(workdir)}\n", flush=True)
+    run = grade_class(workdir, base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
+    outputs = outputs_folder(workdir)
+    return "\n".join(["", engine_demo(), "", class_table(class_rows(workdir)), "", summary(run), "",
+                      f"class report: {outputs / 'report.html'} (open it in a browser; report.md for a CI summary)",
+                      f"gradebook: {workdir / 'gradebook.db'}   per-student results and feedback: "
+                      f"{outputs / 'students'}"])

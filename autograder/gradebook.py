@@ -8,11 +8,19 @@ state, and grading the same student again replaces the scores.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 
-from .course import ASSIGNMENT, NOTEBOOK_NAME, copy_course, nbgrader
+import nbformat
+
+from . import literal
+from .course import ASSIGNMENT, NOTEBOOK_NAME, copy_course, nbgrader, students_folder
+from .formats import to_gradescope
 from .identity import check_student_id
 from .results import CellScore, ClassRow, GradeResult
 
@@ -50,40 +58,83 @@ def ensure_assignment(root: Path) -> None:
                  f"--CourseDirectory.db_url={gradebook_url(root)}", root=course)
 
 
-def record(result: GradeResult, *, root: Path) -> None:
-    """Store ``result``: its test scores as the student's autograded scores in the gradebook, and
-    what the gradebook has no place for (status, message, seed) in the student's record file.
+def record(result: GradeResult, *, root: Path, submitted_at: dt.datetime | None = None,
+           fingerprint: dict[str, str] | None = None) -> None:
+    """Store ``result``: its test scores as the student's autograded scores in the gradebook, the
+    submission time (so that nbgrader's late-submission penalty, as the course configures it, is
+    applied), and the whole result in the student's ``results.json`` (``record_path``).
 
-    Raises InvalidStudentId before touching either if ``result.student`` is
-    not a valid id: the last guard for a caller that forgot to check it.
+    ``results.json`` is written last, whole, then renamed into place: it marks
+    the grade as recorded, so a run killed at any moment leaves either the old
+    record or the new one, and grading again completes it.  ``fingerprint``
+    (hashes of the submission and of the assignment) lets a later run see
+    that nothing changed.  Raises InvalidStudentId before touching anything if
+    ``result.student`` is not a valid id: the last guard for a caller that
+    forgot to check it.
     """
     from nbgrader.api import Gradebook
 
     check_student_id(result.student)
     ensure_assignment(root)
-    with Gradebook(gradebook_url(root)) as gradebook:
+    with _quiet_nbgrader(), Gradebook(gradebook_url(root)) as gradebook:
         gradebook.update_or_create_student(result.student)
-        gradebook.update_or_create_submission(ASSIGNMENT, result.student)
+        gradebook.update_or_create_submission(ASSIGNMENT, result.student, timestamp=submitted_at)
         for test in result.tests:
             grade = gradebook.find_grade(test.name, NOTEBOOK_NAME, ASSIGNMENT, result.student)
             grade.auto_score = test.score
             grade.needs_manual_grade = False
         gradebook.db.commit()
-    path = record_path(root, result.student)
+    _assign_late_penalty(root, result.student)
+    data = to_gradescope(result)
+    data["instructor"].update(student=result.student, message=literal.for_json(result.message),
+                              notes=[literal.for_json(note) for note in result.notes],
+                              submitted_at=submitted_at.isoformat() if submitted_at else None,
+                              fingerprint=fingerprint or {})
+    write_atomically(record_path(root, result.student), json.dumps(data, indent=2))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: readers see old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole, then renamed: a killed run leaves the old record or the new one, never half.
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps({"status": str(result.status), "message": result.message,
-                                   "seed": str(result.seed)}), encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
     partial.replace(path)
 
 
+def _assign_late_penalty(root: Path, student: str) -> None:
+    """nbgrader's own AssignLatePenalties, with the course's configuration (its plugin and method)."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    penalties = AssignLatePenalties(config=course_config(root))
+    resources = {"nbgrader": {"notebook": NOTEBOOK_NAME, "assignment": ASSIGNMENT, "student": student,
+                              "db_url": gradebook_url(root)}}
+    with _quiet_nbgrader():
+        penalties.preprocess(nbformat.v4.new_notebook(), resources)
+
+
+def course_config(root: Path):
+    """The course's nbgrader_config.py, loaded as nbgrader loads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+@contextlib.contextmanager
+def _quiet_nbgrader():
+    """nbgrader's gradebook warns through SQLAlchemy on every session; those warnings are not the user's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
+        yield
+
+
 def record_path(root: Path, student: str) -> Path:
-    """The record of a student's last grading: status, message and seed (instructor-only, not committed)."""
-    return root / "grades" / ASSIGNMENT / f"{student}.json"
+    """A student's recorded result (Gradescope's results.json shape; the seed under "instructor")."""
+    return students_folder(root) / student / "results.json"
 
 
-def _read_record(root: Path, student: str) -> dict:
+def read_record(root: Path, student: str) -> dict:
+    """A student's results.json; {} if there is none or it cannot be read."""
     try:
         data = json.loads(record_path(root, student).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -104,7 +155,8 @@ def class_rows(root: Path) -> list[ClassRow]:
     with Gradebook(gradebook_url(root)) as gradebook:
         assignment = gradebook.find_assignment(ASSIGNMENT)
         for student in sorted(gradebook.students, key=lambda s: s.id):
-            record = _read_record(root, student.id)
+            record = read_record(root, student.id)
+            instructor = record.get("instructor") if isinstance(record.get("instructor"), dict) else {}
             try:
                 submission = gradebook.find_submission(ASSIGNMENT, student.id)
             except MissingEntry:
@@ -118,14 +170,14 @@ def class_rows(root: Path) -> list[ClassRow]:
                 email=student.email or "", raw_score=raw, late_submission_penalty=penalty,
                 score=max(0.0, raw - penalty), max_score=assignment.max_score,
                 status=str(record.get("status", "" if submitted else "missing")),
-                message=str(record.get("message", "")), seed=_seed(record.get("seed")),
+                message=str(instructor.get("message", "")), seed=_seed(instructor.get("seed")),
                 tests={name: cell.score for name, cell in tests.get(student.id, {}).items()},
             ))
     return rows
 
 
 def _seed(value) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def scores_in_gradebook(student: str, *, root: Path) -> dict[str, tuple[float | None, bool]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import xml.etree.ElementTree as ElementTree
 
 from . import literal
 from .results import CellScore, ClassRow
@@ -78,3 +79,31 @@ def class_csv(rows: list[ClassRow]) -> str:
                          *("" if row.tests.get(test) is None else row.tests[test] for test in tests),
                          "" if row.seed is None else row.seed])
     return buffer.getvalue()
+
+
+def class_junit(records: dict[str, dict]) -> str:
+    """One JUnit XML for a CI test reporter: a test suite per student, a test case per test.
+
+    Built from the students' recorded results.json, whose texts ``literal``
+    already made safe for JSON; ``for_junit`` makes them safe for XML.
+    """
+    suites = ElementTree.Element("testsuites")
+    for student, data in sorted(records.items()):
+        tests = [test for test in data.get("tests", []) if isinstance(test, dict)]
+        failed = [test for test in tests if test.get("status") != "passed"]
+        suite = ElementTree.SubElement(suites, "testsuite", name=literal.for_junit(f"05_autograd.{student}"),
+                                       tests=str(len(tests)), failures=str(len(failed)), errors="0",
+                                       time=f"{float(data.get('execution_time') or 0):.3f}")
+        properties = ElementTree.SubElement(suite, "properties")
+        for key in ("status", "score", "max_score"):
+            ElementTree.SubElement(properties, "property", name=key, value=literal.for_junit(data.get(key, "")))
+        for test in tests:
+            name = str(test.get("name", "")).partition(":")[0]
+            case = ElementTree.SubElement(suite, "testcase", classname=literal.for_junit(f"05_autograd.{student}"),
+                                          name=literal.for_junit(name), time="0")
+            if test in failed:
+                failure = ElementTree.SubElement(case, "failure", message=literal.for_junit(
+                    f"{test.get('score', 0):g} of {test.get('max_score', 0):g} points"))
+                failure.text = literal.for_junit(test.get("output", ""))
+    ElementTree.indent(suites)
+    return ElementTree.tostring(suites, encoding="unicode", xml_declaration=True)

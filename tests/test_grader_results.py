@@ -287,23 +287,28 @@ def test_report_and_grade_class_write_one_csv_with_nbgrader_exports_columns(grad
 
 
 def test_grade_class_goes_on_when_the_grader_fails_on_one_submission(notebooks, tmp_path, monkeypatch):
+    """A grader failure is tried once more (dave's first try fails), then recorded as grader_error (bob)."""
     from autograder import classroom
     from autograder.course import ASSIGNMENT as ASSIGNMENT_ID, NOTEBOOK
 
     course = copy_course(ROOT, tmp_path / "course")
-    for student in ("alice", "bob", "carol"):
+    for student in ("alice", "bob", "carol", "dave"):
         folder = course / "submitted" / student / ASSIGNMENT_ID
         folder.mkdir(parents=True)
         shutil.copy(notebooks["instructor"], folder / NOTEBOOK)
     real = classroom.grade_submission
+    tries = []
 
-    def breaks_on_bob(path, **kwargs):
-        if kwargs["student"] == "bob":
+    def breaks_on_bob_and_once_on_dave(path, **kwargs):
+        tries.append(kwargs["student"])
+        if kwargs["student"] == "bob" or tries == ["alice", "bob", "bob", "carol", "dave"]:
             raise RecursionError("a grader bug")
         return real(path, **kwargs)
 
-    monkeypatch.setattr(classroom, "grade_submission", breaks_on_bob)
-    report = classroom.grade_class(course, base_seed=5, allow_unsandboxed=UNSANDBOXED, progress=lambda text: None)
-    statuses = {result.student: (result.status, result.score) for result in report.results}
-    assert statuses == {"alice": ("graded", 100), "bob": ("grader_error", 0), "carol": ("graded", 100)}
+    monkeypatch.setattr(classroom, "grade_submission", breaks_on_bob_and_once_on_dave)
+    run = classroom.grade_class(course, workers=1, base_seed=5, allow_unsandboxed=UNSANDBOXED, show_progress=False)
+    statuses = {result.student: (result.status, result.score) for result in run.graded}
+    assert statuses == {"alice": ("graded", 100), "bob": ("grader_error", 0), "carol": ("graded", 100),
+                        "dave": ("graded", 100)}
+    assert tries == ["alice", "bob", "bob", "carol", "dave", "dave"]
     assert sum(score for score, _ in scores_in_gradebook("bob", root=course).values()) == 0

@@ -180,6 +180,7 @@ def test_only_the_level_is_shown_even_if_isolation_still_carries_the_detail():
 def test_grade_prints_the_seed_to_standard_error_only(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(grader_module, "grade_submission", lambda path, **kwargs: _result(PLANTED["img"]))
     out = tmp_path / "result.txt"
+    (tmp_path / "alice.ipynb").write_text("{}", encoding="utf-8")  # graded by the stand-in above
     assert main(["grade", str(tmp_path / "alice.ipynb"), "--out", str(out), "--feedback", str(tmp_path / "fb")]) == 0
     err = capsys.readouterr().err
     assert f"--seed {SEED}" in err and "/opt/instructor-secrets" in err

@@ -1,0 +1,114 @@
+"""Finding a class's submissions in each layout (autograder/intake.py), on small stand-in notebooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.intake import UnreadableIntake, read_intake
+
+
+def _notebook(path: Path, exercises: int = 3) -> Path:
+    """A stand-in notebook holding ``exercises`` nbgrader solution cells."""
+    cells = [{"cell_type": "code", "source": "", "metadata": {"nbgrader": {"solution": True, "grade_id": f"e{i}"}},
+              "outputs": [], "execution_count": None} for i in range(exercises)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
+    return path
+
+
+def _zip(path: Path, members: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, text in members.items():
+            bundle.writestr(name, text)
+    return path
+
+
+def _by_student(intake) -> dict:
+    return {s.student: s for s in intake.submissions}
+
+
+def test_nbgrader_layout_with_any_notebook_name_timestamps_and_odd_folders(tmp_path):
+    submitted = tmp_path / "course" / "submitted"
+    _notebook(submitted / "alice" / "05_autograd" / "05_autograd-Copy1.ipynb")
+    (submitted / "alice" / "05_autograd" / "timestamp.txt").write_text("2026-12-01 10:30:00.000000 UTC")
+    _notebook(submitted / "jill" / "05_autograd.ipynb")  # put directly in the student's folder
+    _notebook(submitted / "bob" / "05_autograd" / "05_autograd.ipynb", exercises=3)
+    _notebook(submitted / "bob" / "05_autograd" / "scratch.ipynb", exercises=0)
+    (submitted / "carol" / "05_autograd").mkdir(parents=True)  # an empty upload
+    (submitted / "bob" / "05_autograd" / ".ipynb_checkpoints").mkdir()
+    _notebook(submitted / "bad name" / "05_autograd" / "05_autograd.ipynb")
+
+    intake = read_intake(tmp_path / "course", scratch=tmp_path / "scratch")  # the course root works too
+    found = _by_student(intake)
+    assert intake.layout == "nbgrader" and sorted(found) == ["alice", "bob", "carol", "jill"]
+    assert found["alice"].path.name == "05_autograd-Copy1.ipynb"
+    assert found["alice"].timestamp == dt.datetime(2026, 12, 1, 10, 30)
+    assert found["bob"].path.name == "05_autograd.ipynb"
+    assert "'scratch.ipynb'" in found["bob"].notes[0]
+    assert found["carol"].path is None
+    assert [s.shown_name for s in intake.skipped] == ["'bad name'"]
+
+
+def test_a_folder_of_student_notebooks(tmp_path):
+    _notebook(tmp_path / "in" / "alice.ipynb")
+    _notebook(tmp_path / "in" / "bob.ipynb")
+    _notebook(tmp_path / "in" / "-rf.ipynb")
+    intake = read_intake(tmp_path / "in", scratch=tmp_path / "scratch")
+    assert intake.layout == "folder" and sorted(_by_student(intake)) == ["alice", "bob"]
+    assert [s.shown_name for s in intake.skipped] == ["'-rf.ipynb'"]
+
+
+def test_a_canvas_zip(tmp_path):
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "submissions.zip", {
+        "doejane_1234_5678_05_autograd.ipynb": text,
+        "smithjohn_LATE_1235_5679_05_autograd-1.ipynb": text,
+    })
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    assert intake.layout == "canvas" and sorted(_by_student(intake)) == ["doejane", "smithjohn"]
+    assert intake.looked == archive
+
+
+def test_a_moodle_zip_inside_one_top_level_folder(tmp_path):
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "moodle.zip", {
+        "Autograd-Assignment/Jane Doe_12345_assignsubmission_file_/05_autograd.ipynb": text,
+        "Autograd-Assignment/John Smith_12346_assignsubmission_file_/my work.ipynb": text,
+    })
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    assert intake.layout == "moodle" and sorted(_by_student(intake)) == ["12345", "12346"]
+
+
+def test_nbgrader_zip_collect_naming_gives_the_attempt_time(tmp_path):
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "blackboard.zip", {
+        "05_autograd_alice_attempt_2026-12-01-09-15-00_05_autograd.ipynb": text,
+        "05_autograd_alice_attempt_2026-12-02-08-00-00_05_autograd.ipynb": text,
+    })
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    (alice,) = intake.submissions
+    assert intake.layout == "zip_collect" and alice.student == "alice"
+    assert alice.timestamp == dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.timezone.utc)
+
+
+def test_a_zip_cannot_write_outside_its_folder(tmp_path):
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "evil.zip", {"../../escaped.ipynb": text, "alice.ipynb": text})
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    assert sorted(_by_student(intake)) == ["alice"]
+    assert not (tmp_path / "escaped.ipynb").exists() and not list(tmp_path.rglob("escaped.ipynb"))
+
+
+def test_empty_and_unreadable_sources(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert read_intake(tmp_path / "empty", scratch=tmp_path / "s").submissions == []
+    with pytest.raises(UnreadableIntake, match="neither a folder nor a zip"):
+        read_intake(tmp_path / "missing", scratch=tmp_path / "s")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(UnreadableIntake):
+        read_intake(tmp_path / "broken.zip", scratch=tmp_path / "s")
