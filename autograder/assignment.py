@@ -9,6 +9,7 @@ with their points and scenarios.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,20 @@ class Scenario:
     summary: str  # its docstring: what a student reads when it fails
 
     def function(self):
-        """The scenario as a function, compiled from the instructor's source (trusted code)."""
+        """The scenario as a function, compiled from the instructor's source (trusted code).
+
+        A fresh function each time (its globals are its own), from code compiled once.
+        """
         import numpy as np
 
         scope = {"np": np}
-        exec(compile(self.source, f"<scenario {self.name}>", "exec"), scope)
+        exec(_compiled(self.name, self.source), scope)
         return scope[self.name]
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(name: str, source: str):
+    return compile(source, f"<scenario {name}>", "exec")
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,21 @@ class Assignment:
 
 
 def load_assignment(source_path: Path) -> Assignment:
+    """The assignment in the instructor notebook at ``source_path``.
+
+    Read once per process while the file stays the same: a class run's
+    workers grade many submissions against it.
+    """
+    stat = source_path.stat()
+    return _load_assignment(str(source_path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_assignment(path: str, mtime_ns: int, size: int) -> Assignment:
     # Plain JSON, not nbformat: importing nbformat pulls in jsonschema's format
     # checkers, which cost about two seconds per grading process.  The
     # instructor notebook is validated by the release checks instead.
-    notebook = json.loads(source_path.read_text(encoding="utf-8"))
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
     code_cells = [_plain_cell(cell) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     graded = [i for i, cell in enumerate(code_cells) if _meta(cell).get("grade")]
     last_test = graded[-1] if graded else -1

@@ -35,7 +35,7 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -49,6 +49,7 @@ from .grader import SandboxUnavailable, grade_submission, ungraded
 from .intake import Intake, Skipped, Submission, read_intake
 from .progress import Progress
 from .results import GradeResult, Status
+from .scenarios import fresh_base_seed
 from .submission import read_submission
 
 # A worker process is replaced after this many submissions, so that whatever a
@@ -86,7 +87,13 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
                 raise UnknownStudent(f"no submission of {student!r} in {intake.looked}")
         if not submissions:
             return run
-        ensure_assignment(root)
+        # Recording needs the assignment in the gradebook (nbgrader takes seconds to put it there the
+        # first time): that happens in a thread while the first submissions are graded.
+        setup = ThreadPoolExecutor(max_workers=1)
+        gradebook_ready = setup.submit(ensure_assignment, root)
+        # One fresh secret per run (see scenarios.fresh_base_seed): every submission of the run is
+        # graded on the same hidden inputs, so each worker computes the reference's answers once.
+        base_seed = fresh_base_seed() if base_seed is None else base_seed
         assignment = load_assignment(source_notebook(root))
         assignment_hash = assignment_fingerprint(root)
         todo = []
@@ -100,6 +107,7 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
         jobs = dict(base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
         try:
             for submission, fingerprint, result in _results(root, assignment, todo, workers, jobs):
+                gradebook_ready.result()
                 result.notes = submission.notes + result.notes
                 _record(root, assignment, result, submission, fingerprint)
                 run.graded.append(result)
@@ -108,6 +116,8 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
         finally:
             if progress:
                 progress.close()
+            setup.shutdown()
+        gradebook_ready.result()  # also when nothing needed grading: the outputs read the gradebook
     write_class_outputs(root)
     run.seconds = time.perf_counter() - started
     return run
@@ -121,7 +131,7 @@ def _results(root: Path, assignment: Assignment, todo, workers: int | None, jobs
         yield submission, fingerprint, ungraded(
             assignment, Status.MISSING, "no notebook was found in your submission: submit the .ipynb file",
             student=submission.student, submission="", seed=0, isolation="not reached")
-    workers = workers or os.cpu_count() or 1
+    workers = min(workers or os.cpu_count() or 1, max(len(present), 1))
     if workers == 1:
         for submission, fingerprint in present:
             yield submission, fingerprint, _grade_with_retry(assignment, root, submission, jobs)

@@ -5,12 +5,12 @@
     python -m autograder grade-class [SOURCE] grade a class (submitted/, a folder or an LMS zip) into
                                               gradebook.db; outputs and report in reports/05_autograd/
     python -m autograder report               the class's scores from gradebook.db, student x test
-
-Exit codes: 0 done (whatever the scores); 1 a check failed (release, corpus); 2 a usage error (a
-mistyped path, a folder where a notebook was expected, an empty intake): nothing was recorded;
-3 no sandbox here (see --unsafe-no-sandbox).
     python -m autograder demo                 grade a demo class made from the validity corpus
     python -m autograder corpus               the validity corpus as a matrix (--grader nbgrader|trusted)
+
+Exit codes: 0 done, whatever the scores; 1 a check failed (release, corpus), or a class run
+stopped (run it again to resume); 2 a usage error (a mistyped path, a folder where a notebook was
+expected, an empty intake): nothing was recorded; 3 no sandbox here (see --unsafe-no-sandbox).
 """
 
 from __future__ import annotations
@@ -151,6 +151,8 @@ def _grade(args, root: Path) -> int:
 
 
 def _grade_class(args, root: Path) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from .classroom import UnknownStudent, grade_class, summary
     from .course import outputs_folder
     from .gradebook import class_rows
@@ -167,6 +169,10 @@ def _grade_class(args, root: Path) -> int:
     except (UnreadableIntake, UnknownStudent) as error:
         print(f"error: {error}; nothing was graded", file=sys.stderr)
         return 2
+    except BrokenProcessPool:
+        print("error: a grading worker process died (out of memory?). What was recorded is kept: run the "
+              "same command again to grade the rest", file=sys.stderr)
+        return 1
     if not run.intake.submissions and not run.skipped:
         print(f"error: no submissions found in {run.intake.looked}. The class command reads "
               f"{describe_layouts()}.", file=sys.stderr)

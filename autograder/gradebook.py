@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import tempfile
@@ -113,10 +114,15 @@ def _assign_late_penalty(root: Path, student: str) -> None:
 
 
 def course_config(root: Path):
-    """The course's nbgrader_config.py, loaded as nbgrader loads it."""
+    """The course's nbgrader_config.py, loaded as nbgrader loads it (once per course and process)."""
+    return _load_config(str(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_config(root: str):
     from traitlets.config.loader import PyFileConfigLoader
 
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ strictly (protocol.py).  Every clock is the grader's.
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,7 +98,16 @@ def grade_submission(
 
 
 def reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str], dict]:
-    """What every scenario observes on the reference engine with this run's inputs."""
+    """What every scenario observes on the reference engine with this run's inputs.
+
+    Computed once per assignment and seed in a process (a class run grades all
+    its submissions with the run's seed); callers only read what it returns.
+    """
+    return _reference_results(assignment, seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_results(assignment: Assignment, seed: int) -> dict[tuple[str, str], dict]:
     reference = reference_namespace()
     results = {}
     for test in assignment.tests:

@@ -40,9 +40,14 @@ from .identity import student_id_problem
 MAX_ZIP_BYTES = 2 * 1024**3
 MAX_ZIP_MEMBERS = 20_000
 
+# The LMS writes the student's id; the student chooses only the uploaded file's name (<file>) or,
+# on Moodle, their display name.  Each pattern takes the id from the part the LMS wrote, so a file
+# named to look like another student's entry cannot move the match onto that student: Canvas and
+# zip_collect read from the start (zip_collect's prefix is lazy), Moodle from the end (its name greedy).
 CANVAS = re.compile(r"(?P<student>[a-z]+)_(?:LATE_)?(?P<userid>\d+)_(?P<submission>\d+)_(?P<file>.+\.ipynb)")
 MOODLE_FOLDER = re.compile(r"(?P<name>.+)_(?P<student>\d+)_assignsubmission_file_?")
-ZIP_COLLECT = re.compile(r".*_(?P<student>[^_]+)_attempt_(?P<time>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})_(?P<file>.+\.ipynb)")
+ZIP_COLLECT = re.compile(
+    r".*?_(?P<student>[^_]+)_attempt_(?P<time>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})_(?P<file>.+\.ipynb)")
 
 
 @dataclass

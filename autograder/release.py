@@ -8,6 +8,7 @@ import nbformat
 
 from .checks import CheckResult, static_checks
 from .nbgrader_autograde import autograde_with_nbgrader, ran_to_end
+from .progress import step
 from .validity import lost_tests
 from .variants import instructor_bodies, submission_notebook
 from .course import ASSIGNMENT, nbgrader, release_notebook, source_notebook
@@ -58,9 +59,12 @@ def check_blank_and_solution(root: Path) -> list[CheckResult]:
 
 def release(root: Path, *, execute: bool = True) -> list[CheckResult]:
     """Generate the release, then run the assignment checks (the executing ones unless told not to)."""
+    step("generating release/ from source/ with nbgrader generate_assignment ...")
     generate_release(root)
     results = static_checks(source_notebook(root), release_notebook(root))
     if execute:
+        step("running nbgrader validate on the instructor notebook (it executes every test) ...")
         results.append(check_validate(root))
+        step("grading the blank release and the instructor's solution with nbgrader autograde ...")
         results.extend(check_blank_and_solution(root))
     return results

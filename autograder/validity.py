@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from .nbgrader_autograde import autograde_with_nbgrader, ran_to_end
+from .progress import Progress, step
 from .tables import score_matrix
 from .variants import Variant, instructor_bodies, load_variants, submission_notebook, variant_notebook
 from .course import release_notebook, source_notebook
@@ -95,6 +96,8 @@ def grade_corpus(root: Path, corpus_file: Path) -> CorpusReport:
     """The corpus under ``nbgrader autograde`` (tests run inside the submission's kernel)."""
     variants = load_variants(corpus_file)
     notebooks, expected = corpus_notebooks(root, variants)
+    step(f"grading {len(notebooks)} corpus notebooks with nbgrader autograde, one kernel each "
+         f"(about {3 * len(notebooks)} s) ...")
     scores, autograded = autograde_with_nbgrader(notebooks, root=root)
     return CorpusReport(scores, expected, {name: ran_to_end(nb) for name, nb in autograded.items()},
                         may_lose(variants))
@@ -108,6 +111,7 @@ def grade_corpus_trusted(root: Path, corpus_file: Path, *, base_seed: int | None
     variants = load_variants(corpus_file)
     notebooks, expected = corpus_notebooks(root, variants)
     scores, finished = {}, {}
+    progress = Progress(len(notebooks), "grading the corpus")
     with tempfile.TemporaryDirectory(prefix="corpus-trusted-") as folder:
         for name, notebook in notebooks.items():
             path = Path(folder) / f"{name}.ipynb"
@@ -116,4 +120,6 @@ def grade_corpus_trusted(root: Path, corpus_file: Path, *, base_seed: int | None
                                       allow_unsandboxed=allow_unsandboxed)
             scores[name] = {test.name: CellScore(test.score, test.max_score) for test in result.tests}
             finished[name] = result.status == Status.GRADED
+            progress.advance()
+    progress.close()
     return CorpusReport(scores, expected, finished, may_lose(variants))

@@ -92,3 +92,32 @@ def load_corpus_file(path: Path):
 def load_variants(path: Path) -> list[Variant]:
     """The ``VARIANTS`` list of a validity corpus file."""
     return list(load_corpus_file(path).VARIANTS)
+
+
+def base_notebook(base: str, *, root: Path):
+    """The honest code a tamper-corpus attack sits on (see corpus/tamper.py): "blank", "backward_only",
+    or "aliasing" (an engine that shares .grad arrays)."""
+    release_nb = nbformat.read(release_notebook(root), as_version=4)
+    if base == "blank":
+        return release_nb
+    if base == "aliasing":
+        variants = {variant.name: variant for variant in load_variants(root / "corpus" / "validity.py")}
+        return variant_notebook(variants["backward_shares_grad_array"], root=root)
+    bodies = instructor_bodies(nbformat.read(source_notebook(root), as_version=4))
+    return submission_notebook(release_nb, {"exercise_backward": bodies["exercise_backward"]})
+
+
+def attack_notebook(attack, *, root: Path, tokens: dict[str, str]):
+    """A tamper-corpus attack as a submission: its code (with ``tokens`` replaced) appended to the
+    exercise_mul cell of its base notebook, the last cell the grader runs, then its edit applied."""
+    notebook = base_notebook(attack.base, root=root)
+    if attack.code:
+        code = attack.code
+        for token, value in tokens.items():
+            code = code.replace(token, value)
+        for cell in notebook.cells:
+            if nbgrader_meta(cell).get("grade_id") == "exercise_mul":
+                cell.source += "\n\n" + code
+    if attack.edit:
+        attack.edit(notebook)
+    return notebook

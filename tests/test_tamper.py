@@ -20,8 +20,7 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.variants import (instructor_bodies, load_corpus_file, load_variants, submission_notebook,
-                               variant_notebook)
+from autograder.variants import attack_notebook, base_notebook, load_corpus_file
 from autograder.course import copy_course, release_notebook, source_notebook
 from autograder.assignment import load_assignment
 from autograder.checks import secret_only_lines
@@ -73,17 +72,6 @@ def listener():
     server.close()
 
 
-def _base_notebook(base: str):
-    release_nb = nbformat.read(release_notebook(ROOT), as_version=4)
-    if base == "blank":
-        return release_nb
-    if base == "aliasing":
-        variants = {variant.name: variant for variant in load_variants(ROOT / "corpus" / "validity.py")}
-        return variant_notebook(variants["backward_shares_grad_array"], root=ROOT)
-    bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))
-    return submission_notebook(release_nb, {"exercise_backward": bodies["exercise_backward"]})
-
-
 def _grade(notebook, path: Path, course: Path):
     nbformat.write(notebook, path)
     return grade_submission(path, root=course, base_seed=SEED, limits=LIMITS)
@@ -92,7 +80,7 @@ def _grade(notebook, path: Path, course: Path):
 @pytest.fixture(scope="module")
 def honest(isolation, course, tmp_path_factory):
     folder = tmp_path_factory.mktemp("honest")
-    return {base: _grade(_base_notebook(base), folder / f"{base}.ipynb", course)
+    return {base: _grade(base_notebook(base, root=ROOT), folder / f"{base}.ipynb", course)
             for base in ("blank", "backward_only", "aliasing")}
 
 
@@ -123,15 +111,8 @@ def test_attack_scores_what_the_honest_code_scores(attack, honest, course, liste
     port, accepted = listener
     marker = f"tamper-{attack.name}-{tmp_path.name}"
     monkeypatch.setenv("TAMPER_SECRET", "a CI secret the student must never see")
-    notebook = _base_notebook(attack.base)
-    if attack.code:
-        code = (attack.code.replace("COURSE_ROOT", str(course)).replace("REPO_ROOT", str(ROOT))
-                .replace("MARKER", marker).replace("PORT", str(port)))
-        for cell in notebook.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade_id") == "exercise_mul":
-                cell.source += "\n\n" + code
-    if attack.edit:
-        attack.edit(notebook)
+    notebook = attack_notebook(attack, root=ROOT, tokens={"COURSE_ROOT": str(course), "REPO_ROOT": str(ROOT),
+                                                           "MARKER": marker, "PORT": str(port)})
     gradebook_before = hashlib.sha256((course / "gradebook.db").read_bytes()).hexdigest()
 
     result = _grade(notebook, tmp_path / "attack.ipynb", course)
@@ -180,8 +161,8 @@ if _key > 0:
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the attack uses x86_64 syscall numbers")
 def test_a_keyring_cannot_carry_an_engine_from_one_submission_to_the_next(honest, course, tmp_path):
-    writer = _base_notebook("backward_only")
-    reader = _base_notebook("backward_only")
+    writer = base_notebook("backward_only", root=ROOT)
+    reader = base_notebook("backward_only", root=ROOT)
     for notebook, code in ((writer, KEYRING_WRITER.replace("ENGINE", repr(CORPUS.CHEAT))),
                            (reader, KEYRING_READER)):
         for cell in notebook.cells:

@@ -96,6 +96,19 @@ def test_nbgrader_zip_collect_naming_gives_the_attempt_time(tmp_path):
     assert alice.timestamp == dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.timezone.utc)
 
 
+def test_a_file_name_chosen_to_look_like_another_students_entry_stays_its_senders(tmp_path):
+    """The student picks only the uploaded file's name: it must not move the id onto someone else."""
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "lms.zip", {
+        "05_autograd_alice_attempt_2026-12-01-09-15-00_x_bob_attempt_2026-12-09-00-00-00_f.ipynb": text,
+    })
+    assert [s.student for s in read_intake(archive, scratch=tmp_path / "a").submissions] == ["alice"]
+    archive = _zip(tmp_path / "canvas.zip", {"doejane_1234_5678_smithjohn_1235_5679_f.ipynb": text})
+    assert [s.student for s in read_intake(archive, scratch=tmp_path / "b").submissions] == ["doejane"]
+    archive = _zip(tmp_path / "moodle.zip", {"X_999_assignsubmission_file_12345_assignsubmission_file_/f.ipynb": text})
+    assert [s.student for s in read_intake(archive, scratch=tmp_path / "c").submissions] == ["12345"]
+
+
 def test_a_zip_cannot_write_outside_its_folder(tmp_path):
     text = _notebook(tmp_path / "nb.ipynb").read_text()
     archive = _zip(tmp_path / "evil.zip", {"../../escaped.ipynb": text, "alice.ipynb": text})
