@@ -109,7 +109,7 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
             for submission, fingerprint, result in _results(root, assignment, todo, workers, jobs):
                 gradebook_ready.result()
                 result.notes = submission.notes + result.notes
-                _record(root, assignment, result, submission, fingerprint)
+                result = _record_safely(root, assignment, result, submission, fingerprint)
                 run.graded.append(result)
                 if progress:
                     progress.advance()
@@ -179,6 +179,22 @@ def _die_with_parent() -> None:
         pass  # not Linux: a killed run's workers end when their next read of the task queue fails
 
 
+def _record_safely(root: Path, assignment: Assignment, result: GradeResult, submission: Submission,
+                   fingerprint: dict) -> GradeResult:
+    """Record one student; if that fails, record grader_error for them instead, and go on with the class."""
+    try:
+        _record(root, assignment, result, submission, fingerprint)
+        return result
+    except Exception as error:  # noqa: BLE001 - one student's record must not stop the class
+        failed = ungraded(assignment, Status.GRADER_ERROR,
+                          f"the grader could not record this grade ({type(error).__name__}); it scores 0 until an "
+                          "instructor grades it again", student=result.student, submission=result.submission,
+                          seed=result.seed, isolation=result.isolation)
+        # No fingerprint: the next run grades this student again.
+        record(failed, root=root, submitted_at=submission.timestamp)
+        return failed
+
+
 def _record(root: Path, assignment: Assignment, result: GradeResult, submission: Submission,
             fingerprint: dict) -> None:
     """Everything about one student, results.json last (it marks the grade as recorded)."""
@@ -195,7 +211,11 @@ def _recorded(root: Path, student: str, fingerprint: dict) -> bool:
 
 def submission_fingerprint(submission: Submission) -> str:
     digest = hashlib.sha256()
-    digest.update(submission.path.read_bytes() if submission.path else b"(no notebook)")
+    if submission.path is None:
+        digest.update(b"(no notebook)")
+    else:
+        with submission.path.open("rb") as handle:  # read in blocks: an upload may be large
+            digest = hashlib.file_digest(handle, "sha256")
     digest.update(str(submission.timestamp).encode())
     return digest.hexdigest()
 

@@ -10,25 +10,30 @@ an empty intake):
 - a folder of ``<student>.ipynb`` files.
 - a zip downloaded from an LMS, or a folder it was extracted to:
   Canvas (``<lastfirst>_[LATE_]<userid>_<submissionid>_<filename>.ipynb``: the
-  student id is ``lastfirst``), Moodle (a folder per student,
+  student id is the Canvas user id, as two students may share ``lastfirst``), Moodle (a folder per student,
   ``<Full Name>_<participant id>_assignsubmission_file_/``: the id is the
   participant id) and nbgrader's ``zip_collect`` default
   (``<prefix>_<student id>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>.ipynb``, the
   attempt time being the submission time).
 
-Every id must pass ``identity.student_id_problem``: a name that does not is
-listed as skipped, never cleaned up into someone else's id.  A student with
-several notebooks is graded on the one holding the most of this assignment's
-exercise cells (the newest among equals); the others are named in a note.
+A layout is the one most of the entries follow; entries that do not follow
+it (a stray file, a name an LMS mangled) are listed as skipped, so one odd
+upload cannot change how everyone else's names are read.  Every id must pass
+``identity.student_id_problem``: a name that does not is listed as skipped,
+never cleaned up into someone else's id.  Symbolic links are not followed
+(a link could point at the instructor's notebook).  A student with several
+notebooks is graded on the one holding the most of this assignment's
+exercise cells (each counted once), the latest among equals; the others are
+named in a note.  ``timestamp.txt`` is read only in the form nbgrader writes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +49,14 @@ MAX_ZIP_MEMBERS = 20_000
 # on Moodle, their display name.  Each pattern takes the id from the part the LMS wrote, so a file
 # named to look like another student's entry cannot move the match onto that student: Canvas and
 # zip_collect read from the start (zip_collect's prefix is lazy), Moodle from the end (its name greedy).
-CANVAS = re.compile(r"(?P<student>[a-z]+)_(?:LATE_)?(?P<userid>\d+)_(?P<submission>\d+)_(?P<file>.+\.ipynb)")
-MOODLE_FOLDER = re.compile(r"(?P<name>.+)_(?P<student>\d+)_assignsubmission_file_?")
+CANVAS = re.compile(r"(?P<lastfirst>[a-z]+)_(?P<late>LATE_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<file>.*\.ipynb)",
+                    re.DOTALL)
+MOODLE_FOLDER = re.compile(r"(?P<name>.+)_(?P<student>\d+)_assignsubmission_file_?", re.DOTALL)
 ZIP_COLLECT = re.compile(
-    r".*?_(?P<student>[^_]+)_attempt_(?P<time>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})_(?P<file>.+\.ipynb)")
+    r".*?_(?P<student>[^_]+)_attempt_(?P<time>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})_(?P<file>.*\.ipynb)", re.DOTALL)
+# nbgrader's timestamp.txt: "2026-12-01 10:30:00.000000 UTC" and its ISO variants.  Anything else is
+# ignored unparsed: the file is the student's, and dateutil's parser is slow on long inputs.
+NBGRADER_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?( ?(UTC|Z|[+-]\d{2}:?\d{2}))?")
 
 
 @dataclass
@@ -112,12 +121,18 @@ JUNK = frozenset({".ipynb_checkpoints", "__MACOSX", ".DS_Store", ".git"})
 
 
 def _notebooks(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix == ".ipynb"
-                  and path.name not in JUNK and not path.name.startswith("._"))
+    return sorted(path for path in folder.iterdir() if path.suffix == ".ipynb" and path.name not in JUNK
+                  and not path.name.startswith("._") and not path.is_symlink() and path.is_file())
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_dir() and path.name not in JUNK)
+    return sorted(path for path in folder.iterdir()
+                  if path.name not in JUNK and not path.is_symlink() and path.is_dir())
+
+
+def _links(folder: Path) -> list[Skipped]:
+    return [Skipped(ascii(path.name)[:200], "a symbolic link, not a file or folder of its own: not followed")
+            for path in sorted(folder.iterdir()) if path.is_symlink()]
 
 
 def _nbgrader(folder: Path):
@@ -133,9 +148,16 @@ def _nbgrader(folder: Path):
         assignment_folder = student_folder / ASSIGNMENT
         candidates = _notebooks(assignment_folder) if assignment_folder.is_dir() else []
         candidates = candidates or _notebooks(student_folder)
-        timestamp = _nbgrader_timestamp(assignment_folder / "timestamp.txt")
-        submissions.append(_choose(student_folder.name, candidates, timestamp))
-    return submissions, skipped
+        timestamp, note = _nbgrader_timestamp(assignment_folder / "timestamp.txt")
+        submission = _choose(student_folder.name, [(path, None) for path in candidates])
+        submission.timestamp = timestamp
+        submission.notes += [note] if note else []
+        for folder_seen in (student_folder, assignment_folder):
+            if folder_seen.is_dir():
+                submission.notes += [f"{link.shown_name} is a symbolic link: it was not followed"
+                                     for link in _links(folder_seen)]
+        submissions.append(submission)
+    return submissions, skipped + _links(folder)
 
 
 def _flat(folder: Path):
@@ -149,31 +171,53 @@ def _flat(folder: Path):
             skipped.append(Skipped(ascii(path.name)[:200], problem))
         else:
             submissions.append(Submission(path.stem, path))
-    return submissions, skipped
+    return submissions, skipped + _links(folder)
+
+
+def _most(entries: list[Path], pattern: re.Pattern):
+    """(matches, the rest as skipped) if most of ``entries`` follow ``pattern``, else None."""
+    matches = [(path, pattern.fullmatch(path.name)) for path in entries]
+    following = [(path, match) for path, match in matches if match]
+    if not following or 2 * len(following) <= len(entries):
+        return None
+    rest = [Skipped(ascii(path.name)[:200], "its name does not follow the naming of the other submissions")
+            for path, match in matches if not match]
+    return following, rest
 
 
 def _canvas(folder: Path):
-    matches = [(path, CANVAS.fullmatch(path.name)) for path in _notebooks(folder)]
-    if not matches or not all(match for _, match in matches):
+    found = _most(_notebooks(folder), CANVAS)
+    if found is None:
         return None
-    return _group(folder, [(match["student"], path, None) for path, match in matches])
+    matches, rest = found
+    submissions, skipped = _group(folder, [(match["student"], path, None) for path, match in matches])
+    late = {match["student"] for _, match in matches if match["late"]}
+    for submission in submissions:
+        if submission.student in late:
+            submission.notes.append("Canvas marked this submission late")
+    return submissions, skipped + rest
 
 
 def _zip_collect(folder: Path):
-    matches = [(path, ZIP_COLLECT.fullmatch(path.name)) for path in _notebooks(folder)]
-    if not matches or not all(match for _, match in matches):
+    found = _most(_notebooks(folder), ZIP_COLLECT)
+    if found is None:
         return None
+    matches, rest = found
     entries = [(match["student"], path,
                 dt.datetime.strptime(match["time"], "%Y-%m-%d-%H-%M-%S").replace(tzinfo=dt.timezone.utc))
                for path, match in matches]
-    return _group(folder, entries)
+    submissions, skipped = _group(folder, entries)
+    return submissions, skipped + rest
 
 
 def _moodle(folder: Path):
-    matches = [(sub, MOODLE_FOLDER.fullmatch(sub.name)) for sub in _subfolders(folder)]
-    if not matches or not all(match for _, match in matches):
+    found = _most(_subfolders(folder), MOODLE_FOLDER)
+    if found is None:
         return None
-    return _group(folder, [(match["student"], path, None) for sub, match in matches for path in _notebooks(sub)])
+    matches, rest = found
+    submissions, skipped = _group(folder, [(match["student"], path, None)
+                                           for sub, match in matches for path in _notebooks(sub)])
+    return submissions, skipped + rest
 
 
 def _group(folder: Path, entries: list[tuple[str, Path, dt.datetime | None]]):
@@ -188,46 +232,73 @@ def _group(folder: Path, entries: list[tuple[str, Path, dt.datetime | None]]):
             by_student.setdefault(student, []).append((path, timestamp))
     submissions = []
     for student, found in sorted(by_student.items()):
-        latest = max((t for _, t in found if t is not None), default=None)
-        submissions.append(_choose(student, [path for path, _ in found], latest))
+        submissions.append(_choose(student, found))
     return submissions, skipped
 
 
-def _choose(student: str, candidates: list[Path], timestamp: dt.datetime | None) -> Submission:
-    """The student's notebook: the one with the most of this assignment's exercise cells, then the newest."""
+def _choose(student: str, candidates: list[tuple[Path, dt.datetime | None]]) -> Submission:
+    """The student's notebook: the one with the most of this assignment's exercise cells, then the latest
+    (by the submission time the layout gives, else the file's time); with its submission time."""
     if not candidates:
-        return Submission(student, None, timestamp)
-    if len(candidates) == 1:
-        return Submission(student, candidates[0], timestamp)
-    ranked = sorted(candidates, key=lambda path: (_exercise_cells(path), path.stat().st_mtime), reverse=True)
-    others = ", ".join(ascii(path.name) for path in ranked[1:])
-    return Submission(student, ranked[0], timestamp,
-                      [f"several notebooks were submitted; graded {ascii(ranked[0].name)}, not {others}"])
+        return Submission(student, None)
+
+    def latest(entry) -> float:
+        path, timestamp = entry
+        return timestamp.timestamp() if timestamp else path.stat().st_mtime
+
+    ranked = sorted(candidates, key=lambda entry: (_exercise_cells(entry[0]), latest(entry)), reverse=True)
+    path, timestamp = ranked[0]
+    notes = []
+    if len(ranked) > 1:
+        others = ", ".join(ascii(other.name) for other, _ in ranked[1:])
+        notes.append(f"several notebooks were submitted; graded {ascii(path.name)}, not {others}")
+    return Submission(student, path, timestamp, notes)
 
 
 def _exercise_cells(path: Path) -> int:
-    """How many of the assignment's exercise cells (nbgrader solution cells) the notebook holds."""
-    from .submission import MAX_NOTEBOOK_BYTES
+    """How many distinct exercise cells (nbgrader solution cells, by grade_id) the notebook holds.
+
+    Copies of one cell count once: grading reads only the first.  The file is
+    read with the same limits as a submission (size, JSON structure).
+    """
+    from .submission import MAX_NOTEBOOK_BYTES, parse_notebook
 
     try:
         if path.stat().st_size > MAX_NOTEBOOK_BYTES:
             return 0
-        cells = json.loads(path.read_bytes()).get("cells", [])
-        return sum(1 for cell in cells if isinstance(cell, dict)
-                   and (cell.get("metadata") or {}).get("nbgrader", {}).get("solution") is True)
-    except (OSError, ValueError, AttributeError, RecursionError):
+        notebook, _ = parse_notebook(path.read_bytes())
+    except OSError:
         return 0
+    if notebook is None:
+        return 0
+    ids = set()
+    for cell in notebook["cells"]:
+        meta = cell.get("metadata")
+        nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
+        if isinstance(nbgrader, dict) and nbgrader.get("solution") is True:
+            ids.add(str(nbgrader.get("grade_id")))
+    return len(ids)
 
 
-def _nbgrader_timestamp(path: Path) -> dt.datetime | None:
-    """nbgrader's timestamp.txt, parsed by nbgrader's own rule; None if absent or unreadable."""
+def _nbgrader_timestamp(path: Path) -> tuple[dt.datetime | None, str]:
+    """nbgrader's timestamp.txt, parsed by nbgrader's own rule; (None, a note) if it is not one."""
     from nbgrader.utils import parse_utc
 
+    if not path.is_file() or path.is_symlink():
+        return None, ""
     try:
-        text = path.read_text(encoding="utf-8").strip()
-        return parse_utc(text) if text else None
-    except (OSError, ValueError, OverflowError, UnicodeDecodeError):
-        return None
+        with path.open("rb") as handle:
+            text = handle.read(200).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if not NBGRADER_TIME.fullmatch(text):
+        return None, "timestamp.txt does not hold a time as nbgrader writes it: no submission time was recorded"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return parse_utc(text), ""
+    except Exception:  # noqa: BLE001 - a malformed time must cost its student a note, never the class run
+        return None, "timestamp.txt could not be read as a time: no submission time was recorded"
 
 
 def _extract(archive: Path, folder: Path) -> None:
@@ -242,9 +313,12 @@ def _extract(archive: Path, folder: Path) -> None:
                 target = (folder / member.filename).resolve()
                 if member.is_dir() or not target.is_relative_to(root) or (member.external_attr >> 16) & 0o170000 == 0o120000:
                     continue  # folders are made as needed; escapes and symlinks are never written
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with bundle.open(member) as source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with bundle.open(member) as source, target.open("wb") as out:
+                        shutil.copyfileobj(source, out)
+                except (OSError, zipfile.BadZipFile):
+                    continue  # one member that cannot be written (a name clash, a damaged entry) costs only itself
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise UnreadableIntake(f"{archive.name} cannot be read as a zip ({error})") from None
     _unwrap(folder)

@@ -55,13 +55,14 @@ def read_submission(path: Path, assignment: Assignment) -> ReadSubmission:
             f"the notebook is {size / 1e6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB limit: "
             "clear all outputs (Kernel > Restart Kernel and Clear Outputs), save, and submit again",
         )
-    notebook, problem = _parse(path.read_bytes())
+    notebook, problem = parse_notebook(path.read_bytes())
     if problem:
         return ReadSubmission(Status.INVALID_NOTEBOOK, problem)
     return _solutions(notebook, assignment)
 
 
-def _parse(raw: bytes):
+def parse_notebook(raw: bytes):
+    """``(notebook, "")`` for bytes that hold a notebook this grader can use, else ``(None, why not)``."""
     if not raw.strip():
         return None, "the file is empty: save the notebook in Jupyter and submit it again"
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
@@ -90,6 +91,11 @@ def _parse(raw: bytes):
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) \
                 or _source_text(cell.get("source")) is None:
             return None, (f"cell {number} of the notebook is damaged (it has no cell type or no source text): "
+                          "open the notebook in Jupyter, save it, and submit again")
+        if not _encodable(_source_text(cell["source"])):
+            # JSON's \ud800 escapes can spell text no file can hold (lone surrogates); Jupyter never
+            # writes them, and the notebooks written from a submission could not hold them either.
+            return None, (f"cell {number} holds characters that are not valid Unicode text: "
                           "open the notebook in Jupyter, save it, and submit again")
     # Cells' types and sources are checked above and their metadata as it is
     # read, so nbformat's schema validation is not needed (and not imported: it is slow).
@@ -131,6 +137,14 @@ def _solutions(notebook, assignment: Assignment) -> ReadSubmission:
         notes.append(f"you added {len(added)} code cells; only the first {MAX_ADDED_CELLS} were run")
         added = added[:MAX_ADDED_CELLS]
     return ReadSubmission(None, "", found, notes, added)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _grade_id(cell) -> str | None:

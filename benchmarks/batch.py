@@ -201,75 +201,85 @@ def fresh_course(parent: Path, name: str) -> Path:
     return copy_course(ROOT, parent / name)
 
 
+def compare(args, work: Path, rows: list, workers: int):
+    """The class of 100 under both graders, and the marginal cost against the floor (rows appended)."""
+    course = fresh_course(work, "class")
+    kinds = build_class(course, args.size)
+    print(f"class of {len(kinds)}: " + ", ".join(f"{sum(k == kind for k in kinds.values())} {kind}"
+                                                  for kind in ("correct", "wrong", "hostile", "damaged", "missing")),
+          flush=True)
+    seconds, peak, _ = run_class_command(course)
+    rows.append(("class command, whole class", f"{seconds:.1f} s", f"{len(kinds) / seconds:.2f}/s",
+                 f"{peak / 2**20:.0f} MiB", f"{workers} workers"))
+
+    # The same mix for nbgrader: every kind, in the class's proportions.
+    by_kind: dict[str, list[str]] = {}
+    for student, kind in sorted(kinds.items()):
+        by_kind.setdefault(kind, []).append(student)
+    safe = [kind for kind in ("correct", "wrong", "damaged", "missing")]
+    safe_count = sum(len(by_kind.get(kind, [])) for kind in safe)
+    subset = []
+    while len(subset) < args.nbgrader_subset:
+        for kind in safe:
+            pool = [s for s in by_kind.get(kind, []) if s not in subset]
+            share = round(args.nbgrader_subset * len(by_kind.get(kind, [])) / safe_count) or 1
+            subset += pool[:max(0, min(share, args.nbgrader_subset - len(subset)))]
+        if not any(s not in subset for kind in safe for s in by_kind.get(kind, [])):
+            break
+    nb_seconds = run_nbgrader(course, subset)
+    per_notebook = nb_seconds / len(subset)
+    extrapolated = per_notebook * len(kinds)
+    same = fresh_course(work, "same-subset")
+    for student in subset:
+        shutil.copytree(course / "submitted" / student, same / "submitted" / student)
+    same_seconds, _, _ = run_class_command(same)
+    rows.append((f"nbgrader autograde, {len(subset)} of them (no attacks)", f"{nb_seconds:.1f} s",
+                 f"{1 / per_notebook:.2f}/s", "", f"{per_notebook:.2f} s per notebook"))
+    rows.append((f"class command, the same {len(subset)}", f"{same_seconds:.1f} s",
+                 f"{len(subset) / same_seconds:.2f}/s", "", "includes its fixed start and report"))
+    rows.append(("nbgrader autograde, whole class (extrapolated)", f"{extrapolated:.0f} s", "", "",
+                 "per-notebook cost of the subset x class size"))
+    speedup = extrapolated / seconds
+    same_speedup = nb_seconds / same_seconds
+
+    # Marginal cost: 40 minus 20 correct submissions.
+    times = {}
+    for size in (20, 40):
+        small = fresh_course(work, f"correct-{size}")
+        notebook = instructor_notebook()
+        for index in range(size):
+            folder = small / "submitted" / f"c_{index:04d}" / ASSIGNMENT
+            folder.mkdir(parents=True)
+            nbformat.write(notebook, folder / NOTEBOOK)
+        times[size], _, _ = run_class_command(small)
+    marginal = (times[40] - times[20]) / 20 * workers
+    start, engine = floor_seconds()
+    floor = start + engine
+    rows.append(("marginal cost per submission, per worker", f"{marginal:.2f} s", "", "",
+                 f"(T(40) - T(20)) / 20 x {workers}; T(20) = {times[20]:.1f} s, T(40) = {times[40]:.1f} s"))
+    rows.append(("floor: sandboxed child + numpy, + scenarios", f"{floor:.2f} s", "", "",
+                 f"{start:.2f} s start + {engine:.2f} s reference engine"))
+
+    return speedup, same_speedup, marginal, floor, per_notebook, subset
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--nbgrader-subset", type=int, default=12, help="submissions nbgrader autograde grades")
     parser.add_argument("--thousand", action="store_true", help="also grade 1,000 correct submissions")
+    parser.add_argument("--thousand-only", action="store_true", help="only the 1,000-submission run")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     rows = []
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
+    speedup = same_speedup = marginal = floor = per_notebook = None
+    subset = []
     try:
-        course = fresh_course(work, "class")
-        kinds = build_class(course, args.size)
-        print(f"class of {len(kinds)}: " + ", ".join(f"{sum(k == kind for k in kinds.values())} {kind}"
-                                                      for kind in ("correct", "wrong", "hostile", "damaged", "missing")),
-              flush=True)
-        seconds, peak, _ = run_class_command(course)
-        rows.append(("class command, whole class", f"{seconds:.1f} s", f"{len(kinds) / seconds:.2f}/s",
-                     f"{peak / 2**20:.0f} MiB", f"{workers} workers"))
-
-        # The same mix for nbgrader: every kind, in the class's proportions.
-        by_kind: dict[str, list[str]] = {}
-        for student, kind in sorted(kinds.items()):
-            by_kind.setdefault(kind, []).append(student)
-        safe = [kind for kind in ("correct", "wrong", "damaged", "missing")]
-        safe_count = sum(len(by_kind.get(kind, [])) for kind in safe)
-        subset = []
-        while len(subset) < args.nbgrader_subset:
-            for kind in safe:
-                pool = [s for s in by_kind.get(kind, []) if s not in subset]
-                share = round(args.nbgrader_subset * len(by_kind.get(kind, [])) / safe_count) or 1
-                subset += pool[:max(0, min(share, args.nbgrader_subset - len(subset)))]
-            if not any(s not in subset for kind in safe for s in by_kind.get(kind, [])):
-                break
-        nb_seconds = run_nbgrader(course, subset)
-        per_notebook = nb_seconds / len(subset)
-        extrapolated = per_notebook * len(kinds)
-        same = fresh_course(work, "same-subset")
-        for student in subset:
-            shutil.copytree(course / "submitted" / student, same / "submitted" / student)
-        same_seconds, _, _ = run_class_command(same)
-        rows.append((f"nbgrader autograde, {len(subset)} of them (no attacks)", f"{nb_seconds:.1f} s",
-                     f"{1 / per_notebook:.2f}/s", "", f"{per_notebook:.2f} s per notebook"))
-        rows.append((f"class command, the same {len(subset)}", f"{same_seconds:.1f} s",
-                     f"{len(subset) / same_seconds:.2f}/s", "", "includes its fixed start and report"))
-        rows.append(("nbgrader autograde, whole class (extrapolated)", f"{extrapolated:.0f} s", "", "",
-                     "per-notebook cost of the subset x class size"))
-        speedup = extrapolated / seconds
-        same_speedup = nb_seconds / same_seconds
-
-        # Marginal cost: 40 minus 20 correct submissions.
-        times = {}
-        for size in (20, 40):
-            small = fresh_course(work, f"correct-{size}")
-            notebook = instructor_notebook()
-            for index in range(size):
-                folder = small / "submitted" / f"c_{index:04d}" / ASSIGNMENT
-                folder.mkdir(parents=True)
-                nbformat.write(notebook, folder / NOTEBOOK)
-            times[size], _, _ = run_class_command(small)
-        marginal = (times[40] - times[20]) / 20 * workers
-        start, engine = floor_seconds()
-        floor = start + engine
-        rows.append(("marginal cost per submission, per worker", f"{marginal:.2f} s", "", "",
-                     f"(T(40) - T(20)) / 20 x {workers}; T(20) = {times[20]:.1f} s, T(40) = {times[40]:.1f} s"))
-        rows.append(("floor: sandboxed child + numpy, + scenarios", f"{floor:.2f} s", "", "",
-                     f"{start:.2f} s start + {engine:.2f} s reference engine"))
-
+        if not args.thousand_only:
+            speedup, same_speedup, marginal, floor, per_notebook, subset = compare(args, work, rows, workers)
         thousand = []
-        if args.thousand:
+        if args.thousand or args.thousand_only:
             big = fresh_course(work, "thousand")
             notebook = instructor_notebook()
             for index in range(1000):
@@ -316,6 +326,8 @@ def main() -> int:
     for row in rows + thousand:
         print("| " + " | ".join(row) + " |")
     print()
+    if speedup is None:
+        return 0
     print(f"speed-up over one nbgrader process, whole class (nbgrader extrapolated): {speedup:.1f}x "
           f"(target >= 10x: {'met' if speedup >= 10 else 'missed'})")
     print(f"speed-up over one nbgrader process, the same {len(subset)} submissions: {same_speedup:.1f}x")

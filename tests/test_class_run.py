@@ -165,6 +165,30 @@ def test_a_second_run_keeps_what_is_unchanged_and_regrades_what_it_is_asked_to(c
     assert [r.student for r in changed.graded] == ["alice"]
 
 
+def test_a_grade_that_cannot_be_recorded_costs_only_its_student(tmp_path, monkeypatch):
+    """If writing one student's outputs fails, that student is recorded as grader_error; the class goes on."""
+    from autograder import classroom
+
+    course = copy_course(ROOT, tmp_path / "course")
+    for student in ("alice", "bob", "carol"):
+        _submit(course, student, _instructor_notebook())
+    real = classroom.write_autograded
+
+    def fails_for_bob(root, result, read, submitted_at):
+        if result.student == "bob":
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real(root, result, read, submitted_at)
+
+    monkeypatch.setattr(classroom, "write_autograded", fails_for_bob)
+    run = grade_class(course, workers=1, base_seed=5, allow_unsandboxed=UNSANDBOXED, show_progress=False)
+    assert {r.student: str(r.status) for r in run.graded} == {"alice": "graded", "bob": "grader_error",
+                                                                "carol": "graded"}
+    assert (course / "reports" / ASSIGNMENT / "report.html").is_file()
+    monkeypatch.setattr(classroom, "write_autograded", real)
+    again = grade_class(course, workers=1, base_seed=5, allow_unsandboxed=UNSANDBOXED, show_progress=False)
+    assert [(r.student, str(r.status)) for r in again.graded] == [("bob", "graded")]  # bob is graded again
+
+
 def _children(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:

@@ -70,8 +70,10 @@ def test_a_canvas_zip(tmp_path):
         "smithjohn_LATE_1235_5679_05_autograd-1.ipynb": text,
     })
     intake = read_intake(archive, scratch=tmp_path / "scratch")
-    assert intake.layout == "canvas" and sorted(_by_student(intake)) == ["doejane", "smithjohn"]
+    found = _by_student(intake)
+    assert intake.layout == "canvas" and sorted(found) == ["1234", "1235"]  # Canvas user ids
     assert intake.looked == archive
+    assert found["1235"].notes == ["Canvas marked this submission late"]
 
 
 def test_a_moodle_zip_inside_one_top_level_folder(tmp_path):
@@ -104,7 +106,7 @@ def test_a_file_name_chosen_to_look_like_another_students_entry_stays_its_sender
     })
     assert [s.student for s in read_intake(archive, scratch=tmp_path / "a").submissions] == ["alice"]
     archive = _zip(tmp_path / "canvas.zip", {"doejane_1234_5678_smithjohn_1235_5679_f.ipynb": text})
-    assert [s.student for s in read_intake(archive, scratch=tmp_path / "b").submissions] == ["doejane"]
+    assert [s.student for s in read_intake(archive, scratch=tmp_path / "b").submissions] == ["1234"]
     archive = _zip(tmp_path / "moodle.zip", {"X_999_assignsubmission_file_12345_assignsubmission_file_/f.ipynb": text})
     assert [s.student for s in read_intake(archive, scratch=tmp_path / "c").submissions] == ["12345"]
 
@@ -125,3 +127,58 @@ def test_empty_and_unreadable_sources(tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(UnreadableIntake):
         read_intake(tmp_path / "broken.zip", scratch=tmp_path / "s")
+
+
+def test_one_odd_file_name_cannot_change_how_everyone_else_is_read(tmp_path):
+    """A file named ".ipynb" (or with a newline) in a Canvas zip is skipped; the others keep their ids."""
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "canvas.zip", {
+        "smithjohn_1001_5001_05_autograd.ipynb": text,
+        "doejane_1003_5003_05_autograd.ipynb": text,
+        "mallory_1002_5002_.ipynb": text,  # an upload named ".ipynb": still Canvas's naming
+        "stray.ipynb": text,
+    })
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    assert intake.layout == "canvas" and sorted(_by_student(intake)) == ["1001", "1002", "1003"]
+    assert [s.shown_name for s in intake.skipped] == ["'stray.ipynb'"]
+
+
+def test_two_students_with_one_name_stay_two_and_copies_of_a_cell_do_not_win(tmp_path):
+    victim = _notebook(tmp_path / "victim.ipynb", exercises=3).read_text()
+    cells = json.loads(victim)
+    cells["cells"] += [cells["cells"][0]] * 5  # five copies of one exercise cell
+    archive = _zip(tmp_path / "canvas.zip", {
+        "smithjohn_1001_5001_05_autograd.ipynb": victim,
+        "smithjohn_1002_5002_05_autograd.ipynb": json.dumps(cells),
+    })
+    found = _by_student(read_intake(archive, scratch=tmp_path / "a"))
+    assert sorted(found) == ["1001", "1002"] and found["1001"].notes == []
+    # Within one student, copies count once: the notebook with more distinct exercises wins.
+    _notebook(tmp_path / "in" / "bob" / "05_autograd" / "a.ipynb", exercises=3)
+    (tmp_path / "in" / "bob" / "05_autograd" / "b.ipynb").write_text(
+        json.dumps({**cells, "cells": [cells["cells"][0]] * 8}))
+    (bob,) = read_intake(tmp_path / "in", scratch=tmp_path / "b").submissions
+    assert bob.path.name == "a.ipynb"
+
+
+def test_symbolic_links_are_not_followed(tmp_path):
+    secret = _notebook(tmp_path / "instructor.ipynb")
+    folder = tmp_path / "course" / "submitted" / "mallory" / "05_autograd"
+    folder.mkdir(parents=True)
+    (folder / "05_autograd.ipynb").symlink_to(secret)
+    (tmp_path / "course" / "submitted" / "eve").symlink_to(tmp_path / "course" / "submitted" / "mallory")
+    _notebook(tmp_path / "course" / "submitted" / "alice" / "05_autograd" / "05_autograd.ipynb")
+    intake = read_intake(tmp_path / "course" / "submitted", scratch=tmp_path / "s")
+    found = _by_student(intake)
+    assert sorted(found) == ["alice", "mallory"] and found["mallory"].path is None
+    assert "is a symbolic link: it was not followed" in found["mallory"].notes[0]
+    assert [s.shown_name for s in intake.skipped] == ["'eve'"]
+
+
+@pytest.mark.parametrize("text", ["2024-01-01 00:00:00 ../UTC", "1." * 300_000, "\x00\xff", "tomorrow"])
+def test_a_timestamp_file_that_is_not_nbgraders_costs_only_a_note(tmp_path, text):
+    folder = tmp_path / "submitted" / "mallory" / "05_autograd"
+    _notebook(folder / "05_autograd.ipynb")
+    (folder / "timestamp.txt").write_text(text, errors="surrogateescape")
+    (mallory,) = read_intake(tmp_path / "submitted", scratch=tmp_path / "s").submissions
+    assert mallory.timestamp is None and "no submission time was recorded" in mallory.notes[0]

@@ -54,3 +54,20 @@ def test_grade_class_for_a_student_who_did_not_submit(course, capsys):
     assert main(["--root", str(course), "grade-class", "--student", "bob"]) == 2
     assert "no submission of 'bob'" in capsys.readouterr().err
     assert _nothing_recorded(course)
+
+
+def test_a_notebook_with_text_no_file_can_hold_is_a_damaged_upload(tmp_path):
+    """JSON can spell lone surrogates (\\ud800); such a notebook is invalid_notebook, never a crash later."""
+    import json
+
+    from autograder.assignment import load_assignment
+    from autograder.course import source_notebook
+    from autograder.submission import read_submission
+
+    notebook = json.loads((ROOT / "release" / "05_autograd" / "05_autograd.ipynb").read_text())
+    notebook["cells"].insert(8, {"cell_type": "code", "metadata": {}, "source": "# \ud800 hi\n", "outputs": [],
+                                 "execution_count": None})
+    path = tmp_path / "mallory.ipynb"
+    path.write_text(json.dumps(notebook))  # ensure_ascii writes the surrogate as an escape
+    read = read_submission(path, load_assignment(source_notebook(ROOT)))
+    assert read.status == "invalid_notebook" and "not valid Unicode text" in read.message
