@@ -46,7 +46,7 @@ from .course import outputs_folder, source_notebook, students_folder
 from .feedback import write_feedback
 from .gradebook import class_rows, ensure_assignment, read_record, record, write_atomically
 from .grader import SandboxUnavailable, grade_submission, ungraded
-from .intake import Intake, Skipped, Submission, read_intake
+from .intake import Intake, Shard, Skipped, Submission, read_intake
 from .progress import Progress
 from .results import GradeResult, Status
 from .scenarios import fresh_base_seed
@@ -62,6 +62,7 @@ class ClassRun:
     intake: Intake
     graded: list[GradeResult] = field(default_factory=list)  # graded and recorded in this run
     kept: list[str] = field(default_factory=list)  # unchanged since they were recorded: not graded again
+    other_shards: int = 0  # submissions left to the other shards of a --shard run
     seconds: float = 0.0
 
     @property
@@ -75,11 +76,15 @@ class UnknownStudent(ValueError):
 
 def grade_class(root: Path, *, source: Path | None = None, workers: int | None = None, force: bool = False,
                 student: str | None = None, base_seed: int | None = None, allow_unsandboxed: bool = False,
-                show_progress: bool = True) -> ClassRun:
+                show_progress: bool = True, shard: Shard | None = None) -> ClassRun:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="class-intake-") as scratch:
         intake = read_intake(source or root / "submitted", scratch=Path(scratch))
         run = ClassRun(intake)
+        if shard is not None:
+            inside = [s for s in intake.submissions if shard.holds(s.student)]
+            run.other_shards = len(intake.submissions) - len(inside)
+            intake.submissions = inside
         submissions = intake.submissions
         if student is not None:
             submissions = [s for s in submissions if s.student == student]

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade_class.add_argument("--force", action="store_true",
                              help="grade again submissions already graded with the same notebook and assignment")
     grade_class.add_argument("--student", type=_student_id, help="grade (again) this student only")
+    grade_class.add_argument("--shard", type=_shard, metavar="I/N",
+                             help="grade only slice I of N (by a hash of the student id, so that adding a "
+                                  "student moves nobody else), e.g. to split a class over CI jobs")
     grade_class.add_argument("--csv", type=Path, help="also copy the class CSV (reports/.../grades.csv) here")
     _common_grading_options(grade_class)
 
@@ -82,6 +85,15 @@ def _common_grading_options(parser: argparse.ArgumentParser) -> None:
                              "can read or change any file the grader can (the gradebook, instructor files), "
                              "import the reference engine to copy its answers, and leave processes behind. "
                              "Use only for code you trust")
+
+
+def _shard(text: str):
+    from .intake import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _student_id(text: str) -> str:
@@ -165,7 +177,7 @@ def _grade_class(args, root: Path) -> int:
         return 2
     try:
         run = grade_class(root, source=source, workers=args.workers, force=args.force, student=args.student,
-                          base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox)
+                          base_seed=args.seed, allow_unsandboxed=args.unsafe_no_sandbox, shard=args.shard)
     except (UnreadableIntake, UnknownStudent) as error:
         print(f"error: {error}; nothing was graded", file=sys.stderr)
         return 2
@@ -173,6 +185,10 @@ def _grade_class(args, root: Path) -> int:
         print("error: a grading worker process died (out of memory?). What was recorded is kept: run the "
               "same command again to grade the rest", file=sys.stderr)
         return 1
+    if not run.intake.submissions and run.other_shards:
+        print(f"shard {args.shard.index}/{args.shard.count} holds none of the {run.other_shards} submissions in "
+              f"{run.intake.looked}: nothing to grade here")
+        return 0
     if not run.intake.submissions and not run.skipped:
         print(f"error: no submissions found in {run.intake.looked}. The class command reads "
               f"{describe_layouts()}.", file=sys.stderr)

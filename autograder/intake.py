@@ -30,6 +30,7 @@ named in a note.  ``timestamp.txt`` is read only in the form nbgrader writes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import shutil
 import tempfile
@@ -334,3 +335,27 @@ def _unwrap(folder: Path) -> None:
         shutil.rmtree(folder)
         (holding / "inner").rename(folder)
         shutil.rmtree(holding)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Slice ``index`` (1-based) of ``count``: the students whose id hashes to it.
+
+    The id's hash, not its place in the class, decides: adding or removing a
+    student never moves anyone else to another shard.
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """ "2/3" -> Shard(2, 3); ValueError with a message for anything else."""
+        match = re.fullmatch(r"(\d{1,4})/(\d{1,4})", text.strip())
+        if not match or not 1 <= int(match[1]) <= int(match[2]):
+            raise ValueError(f"{text!r} is not a shard: write i/n with 1 <= i <= n, e.g. 2/3")
+        return cls(int(match[1]), int(match[2]))
+
+    def holds(self, student: str) -> bool:
+        digest = hashlib.sha256(student.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1

@@ -182,3 +182,23 @@ def test_a_timestamp_file_that_is_not_nbgraders_costs_only_a_note(tmp_path, text
     (folder / "timestamp.txt").write_text(text, errors="surrogateescape")
     (mallory,) = read_intake(tmp_path / "submitted", scratch=tmp_path / "s").submissions
     assert mallory.timestamp is None and "no submission time was recorded" in mallory.notes[0]
+
+
+def test_shards_split_a_class_disjointly_and_adding_a_student_moves_nobody():
+    from autograder.intake import Shard
+
+    students = [f"student{i:03d}" for i in range(300)]
+    for count in (1, 2, 3):
+        slices = [{s for s in students if Shard(index, count).holds(s)} for index in range(1, count + 1)]
+        assert set().union(*slices) == set(students) and sum(map(len, slices)) == len(students)
+        assert all(len(piece) > 0.2 * len(students) / count for piece in slices)  # none nearly empty
+    # A student's shard depends on their id alone, not on who else is in the class.
+    def shard_of(student: str) -> int:
+        return next(index for index in (1, 2, 3) if Shard(index, 3).holds(student))
+
+    before = {s: shard_of(s) for s in students}
+    after = {s: shard_of(s) for s in ["newcomer", *students]}
+    assert all(after[s] == before[s] for s in students)
+    with pytest.raises(ValueError, match="is not a shard"):
+        Shard.parse("0/3")
+    assert Shard.parse(" 2/3 ") == Shard(2, 3)
