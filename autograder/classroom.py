@@ -108,7 +108,7 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
                 todo.append((submission, fingerprint))
             else:
                 run.kept.append(submission.student)
-        progress = Progress(len(todo), "grading", stream=None) if show_progress else None
+        progress = Progress(len(todo), "grading") if show_progress else None
         jobs = dict(base_seed=base_seed, allow_unsandboxed=allow_unsandboxed)
         try:
             for submission, fingerprint, result in _results(root, assignment, todo, workers, jobs):

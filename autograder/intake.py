@@ -191,7 +191,7 @@ def _canvas(folder: Path):
     if found is None:
         return None
     matches, rest = found
-    submissions, skipped = _group(folder, [(match["student"], path, None) for path, match in matches])
+    submissions, skipped = _group([(match["student"], path, None) for path, match in matches])
     late = {match["student"] for _, match in matches if match["late"]}
     for submission in submissions:
         if submission.student in late:
@@ -207,7 +207,7 @@ def _zip_collect(folder: Path):
     entries = [(match["student"], path,
                 dt.datetime.strptime(match["time"], "%Y-%m-%d-%H-%M-%S").replace(tzinfo=dt.timezone.utc))
                for path, match in matches]
-    submissions, skipped = _group(folder, entries)
+    submissions, skipped = _group(entries)
     return submissions, skipped + rest
 
 
@@ -216,12 +216,12 @@ def _moodle(folder: Path):
     if found is None:
         return None
     matches, rest = found
-    submissions, skipped = _group(folder, [(match["student"], path, None)
-                                           for sub, match in matches for path in _notebooks(sub)])
+    submissions, skipped = _group([(match["student"], path, None)
+                                   for sub, match in matches for path in _notebooks(sub)])
     return submissions, skipped + rest
 
 
-def _group(folder: Path, entries: list[tuple[str, Path, dt.datetime | None]]):
+def _group(entries: list[tuple[str, Path, dt.datetime | None]]):
     """One submission per student id from (id, notebook, timestamp) entries."""
     by_student: dict[str, list[tuple[Path, dt.datetime | None]]] = {}
     skipped = []

@@ -216,7 +216,7 @@ def compare(args, work: Path, rows: list, workers: int):
     by_kind: dict[str, list[str]] = {}
     for student, kind in sorted(kinds.items()):
         by_kind.setdefault(kind, []).append(student)
-    safe = [kind for kind in ("correct", "wrong", "damaged", "missing")]
+    safe = ("correct", "wrong", "damaged", "missing")
     safe_count = sum(len(by_kind.get(kind, [])) for kind in safe)
     subset = []
     while len(subset) < args.nbgrader_subset:

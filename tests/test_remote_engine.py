@@ -226,7 +226,7 @@ def test_scenario_seeds_are_a_keyed_hash_of_a_128_bit_secret():
 
 
 def test_an_error_inside_no_grad_does_not_leave_recording_off_for_later_tests(isolation, tmp_path):
-    from autograder.engine_runner import EngineRunner, JobCell, Timing
+    from autograder.engine_runner import EngineRunner, Timing
     from autograder.grader import DEFAULT_LIMITS
 
     bodies = instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4))

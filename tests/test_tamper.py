@@ -21,7 +21,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.variants import attack_notebook, base_notebook, load_corpus_file
-from autograder.course import copy_course, release_notebook, source_notebook
+from autograder.course import copy_course, source_notebook
 from autograder.assignment import load_assignment
 from autograder.checks import secret_only_lines
 from autograder.feedback import feedback_html, feedback_markdown
