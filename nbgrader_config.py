@@ -5,6 +5,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder.course import DB_URL_VARIABLE
 from autograder.nbgrader_feedback import HideHiddenTestTracebacks
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
@@ -19,7 +20,16 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
+# The gradebook: SQLite in the course root for one machine; any SQLAlchemy URL nbgrader accepts when
+# AUTOGRADER_DB_URL is set, e.g. postgresql+psycopg://grader:PASSWORD@db.example.org/course for a
+# server several graders (CI shards) write to at once. An environment variable, so that CI can pass
+# it as a secret and no password is committed.
+c.CourseDirectory.db_url = (os.environ.get(DB_URL_VARIABLE)
+                            or "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db"))
+
+# nbgrader's exchange: collect leaves in inbound/ an entry whose owner is not the student it names, or
+# that holds a symbolic link, instead of only warning (autograder/nbgrader_exchange.py says why).
+c.ExchangeFactory.collect = "autograder.nbgrader_exchange.CheckedCollect"
 
 # Per cell. The slowest cell of the instructor notebook takes under 2 s; a
 # backward that follows every path separately never finishes the 50-doubling

@@ -14,6 +14,7 @@ that test; what the student's code printed is not shown.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,7 @@ from . import literal
 from .assignment import EngineCell
 from .checks import nbgrader_meta
 from .course import ASSIGNMENT, NOTEBOOK, source_notebook
+from .intake import SUBMISSION_SECRET
 from .results import GradeResult
 from .submission import AddedCell, ReadSubmission, blank_solution
 
@@ -31,8 +33,9 @@ def autograded_folder(root: Path, student: str) -> Path:
 
 
 def write_autograded(root: Path, result: GradeResult, read: ReadSubmission | None,
-                     submitted_at: dt.datetime | None) -> Path:
-    """Write the student's autograded notebook (and nbgrader's timestamp.txt); returns its path."""
+                     submitted_at: dt.datetime | None, secret: Path | None = None) -> Path:
+    """Write the student's autograded notebook (and nbgrader's timestamp.txt and the exchange's
+    ``secret``, see ``_keep_submission_secret``); returns its path."""
     source = nbformat.read(source_notebook(root), as_version=4)
     tests = {test.name: test for test in result.tests}
     solutions = read.solutions if read else {}
@@ -62,7 +65,23 @@ def write_autograded(root: Path, result: GradeResult, read: ReadSubmission | Non
     if submitted_at is not None:
         # nbgrader's own format (parse_utc reads it back).
         (folder / "timestamp.txt").write_text(submitted_at.strftime("%Y-%m-%d %H:%M:%S.%f %Z"), encoding="utf-8")
+    _keep_submission_secret(secret, folder)
     return path
+
+
+def _keep_submission_secret(secret: Path | None, folder: Path) -> None:
+    """Carry the exchange's submission secret to autograded/, as ``nbgrader autograde`` does.
+
+    generate_feedback copies it on to feedback/, where ``nbgrader release_feedback`` needs it: the
+    page is published under a hash of it, which only the student's own ``fetch_feedback`` can
+    recompute, and without it release_feedback stops with FileNotFoundError at this student.
+    Submissions that did not come through the exchange have none, and a stale one is removed.
+    """
+    kept = folder / SUBMISSION_SECRET
+    if secret is not None:
+        shutil.copyfile(secret, kept)
+    else:
+        kept.unlink(missing_ok=True)
 
 
 def _outputs(test) -> list:

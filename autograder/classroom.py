@@ -42,13 +42,15 @@ from pathlib import Path
 
 from .assignment import Assignment, load_assignment
 from .autograded import write_autograded
-from .course import outputs_folder, source_notebook, students_folder
+from .class_outputs import write_class_outputs
+from .course import assignment_fingerprint, source_notebook, students_folder
 from .feedback import write_feedback
-from .gradebook import class_rows, ensure_assignment, read_record, record, write_atomically
+from .gradebook import ensure_assignment, read_record, record
 from .grader import SandboxUnavailable, grade_submission, ungraded
 from .intake import Intake, Shard, Skipped, Submission, read_intake
 from .progress import Progress
 from .results import GradeResult, Status
+from .shards import write_manifest
 from .scenarios import fresh_base_seed
 from .submission import read_submission
 
@@ -81,6 +83,7 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
     with tempfile.TemporaryDirectory(prefix="class-intake-") as scratch:
         intake = read_intake(source or root / "submitted", scratch=Path(scratch))
         run = ClassRun(intake)
+        everyone = [s.student for s in intake.submissions]
         if shard is not None:
             inside = [s for s in intake.submissions if shard.holds(s.student)]
             run.other_shards = len(intake.submissions) - len(inside)
@@ -91,6 +94,8 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
             if not submissions:
                 raise UnknownStudent(f"no submission of {student!r} in {intake.looked}")
         if not submissions:
+            if shard is not None and everyone:
+                write_manifest(root, shard, everyone, [])  # an empty slice is still a finished one
             return run
         # Recording needs the assignment in the gradebook (nbgrader takes seconds to put it there the
         # first time): that happens in a thread while the first submissions are graded.
@@ -124,6 +129,9 @@ def grade_class(root: Path, *, source: Path | None = None, workers: int | None =
             setup.shutdown()
         gradebook_ready.result()  # also when nothing needed grading: the outputs read the gradebook
     write_class_outputs(root)
+    if shard is not None and student is None:
+        # Last: a shard whose run was killed leaves no manifest, and a merge refuses it.
+        write_manifest(root, shard, everyone, [s.student for s in intake.submissions])
     run.seconds = time.perf_counter() - started
     return run
 
@@ -204,7 +212,8 @@ def _record(root: Path, assignment: Assignment, result: GradeResult, submission:
             fingerprint: dict) -> None:
     """Everything about one student, results.json last (it marks the grade as recorded)."""
     read = read_submission(submission.path, assignment) if submission.path else None
-    write_autograded(root, result, read if read and read.status is None else None, submission.timestamp)
+    write_autograded(root, result, read if read and read.status is None else None, submission.timestamp,
+                     submission.secret)
     write_feedback(result, assignment, students_folder(root) / result.student)
     record(result, root=root, submitted_at=submission.timestamp, fingerprint=fingerprint)
 
@@ -223,29 +232,6 @@ def submission_fingerprint(submission: Submission) -> str:
             digest = hashlib.file_digest(handle, "sha256")
     digest.update(str(submission.timestamp).encode())
     return digest.hexdigest()
-
-
-def assignment_fingerprint(root: Path) -> str:
-    """What a grade depends on besides the submission: the instructor notebook and the reference engine."""
-    digest = hashlib.sha256(source_notebook(root).read_bytes())
-    for path in sorted((root / "tinytorch").glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def write_class_outputs(root: Path) -> Path:
-    """grades.csv, junit.xml and the class report, from the gradebook and every recorded results.json."""
-    from .class_report import write_report
-    from .tables import class_csv, class_junit
-
-    folder = outputs_folder(root)
-    rows = class_rows(root)
-    records = {row.student_id: read_record(root, row.student_id) for row in rows}
-    write_atomically(folder / "grades.csv", class_csv(rows))
-    write_atomically(folder / "junit.xml", class_junit(records))
-    write_report(folder, rows, records)
-    return folder
 
 
 def summary(run: ClassRun) -> str:

@@ -4,9 +4,14 @@
     python -m autograder grade NOTEBOOK       grade one submission in the sandbox
     python -m autograder grade-class [SOURCE] grade a class (submitted/, a folder or an LMS zip) into
                                               gradebook.db; outputs and report in reports/05_autograd/
+    python -m autograder merge SHARD...       merge the outputs of grade-class --shard runs into this course
     python -m autograder report               the class's scores from gradebook.db, student x test
     python -m autograder demo                 grade a demo class made from the validity corpus
     python -m autograder corpus               the validity corpus as a matrix (--grader nbgrader|trusted)
+    python -m autograder gradescope-bundle    Gradescope's autograder.zip (default: reports/05_autograd/);
+                                              gradescope-run is the step it runs per submission
+    python -m autograder classroom-template OUT
+                                              a GitHub Classroom assignment repository made from release/
 
 Exit codes: 0 done, whatever the scores; 1 a check failed (release, corpus), or a class run
 stopped (run it again to resume); 2 a usage error (a mistyped path, a folder where a notebook was
@@ -61,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     grade_class.add_argument("--csv", type=Path, help="also copy the class CSV (reports/.../grades.csv) here")
     _common_grading_options(grade_class)
 
+    merge = sub.add_parser("merge", help="merge the outputs of grade-class --shard I/N runs into this course",
+                           description="Merge the outputs of every shard of a grade-class --shard I/N split "
+                                       "into this course: gradebook, records, feedback, autograded notebooks, "
+                                       "grades.csv, junit.xml and the class report. Each SHARD is a folder "
+                                       "shaped like a course root, holding the shard run's reports/05_autograd/ "
+                                       "(with its shard.json) and autograded/. Missing, repeated or unfinished "
+                                       "shards, or shards of different intakes, are refused: nothing is written.")
+    merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD")
+    merge.add_argument("--csv", type=Path, help="also copy the class CSV (reports/.../grades.csv) here")
+
     report = sub.add_parser("report", help="the class's scores from gradebook.db, student x test")
     report.add_argument("--csv", type=Path, help="also write them as CSV here")
 
@@ -74,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--grader", choices=("nbgrader", "trusted"), default="nbgrader",
                         help="grade with nbgrader autograde (default) or with the sandboxed trusted grader")
     _common_grading_options(corpus)
+
+    template = sub.add_parser("classroom-template",
+                              help="write a GitHub Classroom assignment repository made from the release notebook")
+    template.add_argument("out", type=Path, metavar="OUT", help="the folder to write (must be empty or new)")
+    template.add_argument("--force", action="store_true",
+                          help="write into OUT even if it is not empty (its other files are left alone)")
+
+    bundle = sub.add_parser("gradescope-bundle", help="write Gradescope's autograder.zip (setup.sh, run_autograder, "
+                                                      "the grader and the instructor notebook)")
+    bundle.add_argument("--out", type=Path, default=None,
+                        help="the zip to write, or an existing folder to write autograder.zip in "
+                             "(default: reports/05_autograd/autograder.zip)")
+    bundle.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="make the bundle grade where Gradescope's container has no sandbox (usual in "
+                             "Docker). UNSAFE: student code then runs with the grader's rights in the "
+                             "container and can read the hidden tests and rewrite its own results.json")
+    gradescope_run = sub.add_parser("gradescope-run", help="(run by the bundle's run_autograder on Gradescope) "
+                                                           "grade submission/, write results/results.json")
+    gradescope_run.add_argument("--gradescope-root", type=Path, default=None,
+                                help="Gradescope's folder (default: $GRADESCOPE_ROOT, else /autograder)")
+    gradescope_run.add_argument("--unsafe-no-sandbox", action="store_true",
+                                help="grade even where no sandbox is available (the bundle's builder chose so)")
     return parser
 
 
@@ -224,6 +261,28 @@ def _not_a_notebook(path: Path) -> str:
     return ""
 
 
+def _merge(args, root: Path) -> int:
+    from .course import outputs_folder
+    from .gradebook import class_rows
+    from .shards import MergeRefused, merge_shards
+    from .tables import class_table
+
+    try:
+        merged = merge_shards(root, args.shards, show_progress=True)
+    except MergeRefused as error:
+        print(f"error: {error}; nothing was merged", file=sys.stderr)
+        return 2
+    print(class_table(class_rows(root)))
+    print()
+    print(f"merged {len(merged.shards)} shard(s), {len(merged.students)} student(s), in {merged.seconds:.1f} s")
+    outputs = outputs_folder(root)
+    print(f"class report: {outputs / 'report.html'} (and report.md); grades.csv, junit.xml and each "
+          f"student's results.json and feedback in {outputs}")
+    if args.csv:
+        args.csv.write_bytes((outputs / "grades.csv").read_bytes())
+    return 0
+
+
 def _report(args, root: Path) -> int:
     from .gradebook import assignment_in_gradebook, class_rows, class_scores
     from .tables import class_csv, class_table, score_matrix
@@ -269,5 +328,58 @@ def _corpus(args, root: Path) -> int:
     return 0 if report.all_as_expected else 1
 
 
-COMMANDS = {"release": _release, "grade": _grade, "grade-class": _grade_class, "report": _report,
-            "demo": _demo, "corpus": _corpus}
+def _gradescope_bundle(args, root: Path) -> int:
+    from .course import outputs_folder
+    from .gradescope import BundleError, build_bundle
+
+    out = args.out
+    if out is None:
+        out = outputs_folder(root) / "autograder.zip"
+        out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = build_bundle(root, out, allow_unsandboxed=args.unsafe_no_sandbox)
+    except BundleError as error:
+        print(f"error: {error}; no bundle was written", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB): upload it as the assignment's autograder on Gradescope")
+    if args.unsafe_no_sandbox:
+        print("warning: this bundle grades without a sandbox where the container has none: student code can then "
+              "read the hidden tests and set its own score", file=sys.stderr)
+    else:
+        print("where Gradescope's container has no sandbox, this bundle grades nothing and says so (see "
+              "--unsafe-no-sandbox)")
+    return 0
+
+
+def _gradescope_run(args, root: Path) -> int:
+    import os
+
+    from .gradescope import run
+
+    gradescope_root = args.gradescope_root or Path(os.environ.get("GRADESCOPE_ROOT") or "/autograder")
+    return run(gradescope_root, root, allow_unsandboxed=args.unsafe_no_sandbox)
+
+
+def _classroom_template(args, root: Path) -> int:
+    from .classroom_template import TemplateError, write_template
+
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: {args.out} is a file; name a folder to write the template in", file=sys.stderr)
+        return 2
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.force:
+        print(f"error: {args.out} is not empty; name a new folder, or add --force to write into it",
+              file=sys.stderr)
+        return 2
+    try:
+        out = write_template(root, args.out)
+    except TemplateError as error:
+        print(f"error: {error}; no template was written", file=sys.stderr)
+        return 1
+    print(f"wrote the GitHub Classroom template in {out}: push it to a repository, mark that a template "
+          "repository and choose it as the assignment's starter code")
+    return 0
+
+
+COMMANDS = {"release": _release, "grade": _grade, "grade-class": _grade_class, "merge": _merge,
+            "report": _report, "demo": _demo, "corpus": _corpus, "gradescope-bundle": _gradescope_bundle,
+            "gradescope-run": _gradescope_run, "classroom-template": _classroom_template}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 ASSIGNMENT = "05_autograd"
 NOTEBOOK_NAME = "05_autograd"  # what nbgrader's gradebook calls the notebook: its file name without .ipynb
 NOTEBOOK = NOTEBOOK_NAME + ".ipynb"
+# When set, the gradebook's SQLAlchemy URL (nbgrader_config.py reads it): a shared server, a CI secret.
+DB_URL_VARIABLE = "AUTOGRADER_DB_URL"
 
 
 def default_root() -> Path:
@@ -25,6 +28,15 @@ def source_notebook(root: Path) -> Path:
 
 def release_notebook(root: Path) -> Path:
     return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def assignment_fingerprint(root: Path) -> str:
+    """What a grade depends on besides the submission: the instructor notebook and the reference engine."""
+    digest = hashlib.sha256(source_notebook(root).read_bytes())
+    for path in sorted((root / "tinytorch").glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def submitted_folder(root: Path) -> Path:
@@ -60,19 +72,20 @@ def copy_course(root: Path, destination: Path, folders: tuple[str, ...] = ("sour
     return destination
 
 
-def nbgrader(*args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run one nbgrader command in ``root``, with this interpreter's environment.
+def nbgrader(*args: str, root: Path, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in ``root``, with this interpreter's environment (plus ``env``).
 
     nbgrader starts its own helpers (``alembic`` for the gradebook's schema), so
     the interpreter's bin folder goes first on PATH even when the caller did
     not activate the virtual environment.
     """
     bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    environment = dict(os.environ, **(env or {}), PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=root,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
     )

@@ -4,13 +4,21 @@ So that ``nbgrader export``, formgrader and feedback see the trusted grader's
 scores exactly as if ``nbgrader autograde`` had produced them.  Only the
 autograded test cells are written: cells that need manual grading keep their
 state, and grading the same student again replaces the scores.
+
+The gradebook is wherever the course's nbgrader_config.py says
+(``c.CourseDirectory.db_url``): SQLite in the course root by default, or any
+SQLAlchemy URL nbgrader accepts, such as a PostgreSQL server that several
+graders write to at once.  Every write holds the gradebook's writer lock
+(``one_writer``), so two graders never race to create the same rows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import functools
+import hashlib
 import json
 import logging
 import tempfile
@@ -20,22 +28,43 @@ from pathlib import Path
 import nbformat
 
 from . import literal
-from .course import ASSIGNMENT, NOTEBOOK_NAME, copy_course, nbgrader, students_folder
+from .course import ASSIGNMENT, DB_URL_VARIABLE, NOTEBOOK_NAME, copy_course, nbgrader, students_folder
 from .formats import to_gradescope
 from .identity import check_student_id
 from .results import CellScore, ClassRow, GradeResult
 
 
 def gradebook_url(root: Path) -> str:
-    return "sqlite:///" + str(root / "gradebook.db")
+    """The course's gradebook, as its nbgrader_config.py names it (nbgrader's tools read the same line)."""
+    return str(course_config(root).CourseDirectory.db_url)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def _gradebook_exists(url: str) -> bool:
+    """Whether the gradebook has its tables: nbgrader's Gradebook() creates them on first open, as a side
+    effect, and shells out to alembic to do it (the nbgrader command ensure_assignment runs does that)."""
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None:
+        return sqlite_file.exists()
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        return bool(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def assignment_in_gradebook(root: Path) -> bool:
     from nbgrader.api import Gradebook, MissingEntry
 
-    if not (root / "gradebook.db").exists():
+    url = gradebook_url(root)
+    if not _gradebook_exists(url):
         return False
-    with Gradebook(gradebook_url(root)) as gradebook:
+    with _quiet_nbgrader(), Gradebook(url) as gradebook:
         try:
             gradebook.find_notebook(NOTEBOOK_NAME, ASSIGNMENT)
         except MissingEntry:
@@ -51,12 +80,54 @@ def ensure_assignment(root: Path) -> None:
     course's gradebook: release/ is never touched here (only ``python -m
     autograder release`` writes it, and checks what it wrote).
     """
-    if assignment_in_gradebook(root):
+    with one_writer(root):
+        if assignment_in_gradebook(root):
+            return
+        with tempfile.TemporaryDirectory(prefix="gradebook-assignment-") as scratch:
+            course = copy_course(root, Path(scratch), folders=("source",))
+            # Through the environment, not the command line: a server's URL may hold a password.
+            nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create", root=course,
+                     env={DB_URL_VARIABLE: gradebook_url(root)})
+
+
+# PostgreSQL's advisory locks are named by a 64-bit number: this one is the course's gradebook writer.
+_LOCK_KEY = int.from_bytes(hashlib.sha256(b"tinytorch-05-autograd gradebook writer").digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def one_writer(root: Path):
+    """Hold the gradebook's writer lock: one grader at a time creates or updates rows.
+
+    nbgrader's update-or-create is a read then a write, and a new gradebook's
+    tables are created on first open: two graders doing either at once (two
+    CI shards on one PostgreSQL, two class runs on one machine) would both
+    insert, and one would fail.  PostgreSQL: a session-level advisory lock on
+    the server.  SQLite: an exclusive lock on a file beside the database.
+    Other databases get no lock: use one grader at a time with them.
+    """
+    url = gradebook_url(root)
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(sqlite_file.with_name(sqlite_file.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
         return
-    with tempfile.TemporaryDirectory(prefix="gradebook-assignment-") as scratch:
-        course = copy_course(root, Path(scratch), folders=("source",))
-        nbgrader("generate_assignment", ASSIGNMENT, "--force", "--create",
-                 f"--CourseDirectory.db_url={gradebook_url(root)}", root=course)
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def record(result: GradeResult, *, root: Path, submitted_at: dt.datetime | None = None,
@@ -73,25 +144,37 @@ def record(result: GradeResult, *, root: Path, submitted_at: dt.datetime | None 
     ``result.student`` is not a valid id: the last guard for a caller that
     forgot to check it.
     """
-    from nbgrader.api import Gradebook
-
     check_student_id(result.student)
-    ensure_assignment(root)
-    with _quiet_nbgrader(), Gradebook(gradebook_url(root)) as gradebook:
-        gradebook.update_or_create_student(result.student)
-        gradebook.update_or_create_submission(ASSIGNMENT, result.student, timestamp=submitted_at)
-        for test in result.tests:
-            grade = gradebook.find_grade(test.name, NOTEBOOK_NAME, ASSIGNMENT, result.student)
-            grade.auto_score = test.score
-            grade.needs_manual_grade = False
-        gradebook.db.commit()
-    _assign_late_penalty(root, result.student)
+    record_scores(root, result.student, {test.name: test.score for test in result.tests}, submitted_at)
     data = to_gradescope(result)
     data["instructor"].update(student=result.student, message=literal.for_json(result.message),
                               notes=[literal.for_json(note) for note in result.notes],
                               submitted_at=submitted_at.isoformat() if submitted_at else None,
                               fingerprint=fingerprint or {})
     write_atomically(record_path(root, result.student), json.dumps(data, indent=2))
+
+
+def record_scores(root: Path, student: str, scores: dict[str, float], submitted_at: dt.datetime | None) -> None:
+    """One student's autograded scores (grade id -> points) and submission time, then nbgrader's late penalty."""
+    from nbgrader.api import Gradebook
+
+    check_student_id(student)
+    ensure_assignment(root)
+    with one_writer(root):
+        with _quiet_nbgrader(), Gradebook(gradebook_url(root)) as gradebook:
+            gradebook.update_or_create_student(student)
+            gradebook.update_or_create_submission(ASSIGNMENT, student, timestamp=submitted_at)
+            for name, score in scores.items():
+                grade = gradebook.find_grade(name, NOTEBOOK_NAME, ASSIGNMENT, student)
+                grade.auto_score = score
+                grade.needs_manual_grade = False
+            gradebook.db.commit()
+        _assign_late_penalty(root, student)
+
+
+def recorded_scores(data: dict) -> dict[str, float]:
+    """grade id -> points, from a results.json that ``record`` wrote (its tests are named "<grade id>: title")."""
+    return {test["name"].partition(": ")[0]: float(test["score"]) for test in data.get("tests", [])}
 
 
 def write_atomically(path: Path, text: str) -> None:

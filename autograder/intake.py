@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -45,6 +46,9 @@ from .identity import student_id_problem
 # A zip bigger than any class's notebooks would need, or with more members, is refused unread.
 MAX_ZIP_BYTES = 2 * 1024**3
 MAX_ZIP_MEMBERS = 20_000
+# nbgrader submit writes 128 hex digits into this file.
+SUBMISSION_SECRET = "submission_secret.txt"
+MAX_SECRET_BYTES = 4096
 
 # The LMS writes the student's id; the student chooses only the uploaded file's name (<file>) or,
 # on Moodle, their display name.  Each pattern takes the id from the part the LMS wrote, so a file
@@ -66,6 +70,9 @@ class Submission:
     path: Path | None  # the notebook to grade; None: the student's folder holds none
     timestamp: dt.datetime | None = None  # when it was submitted, if the layout says (UTC)
     notes: list[str] = field(default_factory=list)
+    # nbgrader exchange's submission_secret.txt, which collect puts beside the notebook: nbgrader
+    # publishes the student's feedback under a hash of it (autograded.py passes it on).
+    secret: Path | None = None
 
 
 @dataclass
@@ -101,9 +108,30 @@ def read_intake(source: Path, *, scratch: Path) -> Intake:
         return intake
     if not source.is_dir():
         raise UnreadableIntake(f"{source} is neither a folder nor a zip file")
-    if (source / "submitted").is_dir() and not any(source.glob("*.ipynb")):
+    if _real_folder(source / "submitted") and not any(source.glob("*.ipynb")):
         source = source / "submitted"
-    return _read_folder(source)
+    if not os.access(source, os.R_OK | os.X_OK):
+        raise UnreadableIntake(f"{source} cannot be read by this user")
+    intake = _read_folder(source)
+    _drop_linked_paths(intake)
+    return intake
+
+
+def _drop_linked_paths(intake: Intake) -> None:
+    """The last guard, whatever the layout: a notebook reached through a link (a linked folder on the
+    way, say) is not graded, so that no student can point the grader at a file that is not theirs."""
+    top = os.path.realpath(intake.looked)
+    for submission in intake.submissions:
+        for path in [submission.path, submission.secret]:
+            if path is None:
+                continue
+            relative = os.path.relpath(os.path.abspath(path), os.path.abspath(intake.looked))
+            if os.path.realpath(path) != os.path.join(top, relative):
+                if path == submission.path:
+                    submission.path = None
+                    submission.notes.append(f"{ascii(relative)} is reached through a symbolic link: not graded")
+                else:
+                    submission.secret = None
 
 
 def _read_folder(folder: Path) -> Intake:
@@ -121,23 +149,42 @@ def _read_folder(folder: Path) -> Intake:
 JUNK = frozenset({".ipynb_checkpoints", "__MACOSX", ".DS_Store", ".git"})
 
 
+def _real_folder(path: Path) -> bool:
+    """A folder of its own: never a link to one (it could lead anywhere), and False if it cannot be read."""
+    try:
+        return not path.is_symlink() and path.is_dir()
+    except OSError:
+        return False
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds; nothing if it is a link or cannot be read (one student's folder must not stop
+    the class)."""
+    if not _real_folder(folder):
+        return []
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
 def _notebooks(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.suffix == ".ipynb" and path.name not in JUNK
-                  and not path.name.startswith("._") and not path.is_symlink() and path.is_file())
+    return [path for path in _entries(folder) if path.suffix == ".ipynb" and path.name not in JUNK
+            and not path.name.startswith("._") and not path.is_symlink() and path.is_file()]
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir()
-                  if path.name not in JUNK and not path.is_symlink() and path.is_dir())
+    return [path for path in _entries(folder) if path.name not in JUNK and _real_folder(path)]
 
 
 def _links(folder: Path) -> list[Skipped]:
     return [Skipped(ascii(path.name)[:200], "a symbolic link, not a file or folder of its own: not followed")
-            for path in sorted(folder.iterdir()) if path.is_symlink()]
+            for path in _entries(folder) if path.is_symlink()]
 
 
 def _nbgrader(folder: Path):
-    students = [sub for sub in _subfolders(folder) if (sub / ASSIGNMENT).is_dir() or _notebooks(sub)]
+    students = [sub for sub in _subfolders(folder)
+                if _real_folder(sub / ASSIGNMENT) or (sub / ASSIGNMENT).is_symlink() or _notebooks(sub)]
     if not students or _notebooks(folder):
         return None
     submissions, skipped = [], []
@@ -147,16 +194,18 @@ def _nbgrader(folder: Path):
             skipped.append(Skipped(ascii(student_folder.name)[:200], problem))
             continue
         assignment_folder = student_folder / ASSIGNMENT
-        candidates = _notebooks(assignment_folder) if assignment_folder.is_dir() else []
-        candidates = candidates or _notebooks(student_folder)
-        timestamp, note = _nbgrader_timestamp(assignment_folder / "timestamp.txt")
-        submission = _choose(student_folder.name, [(path, None) for path in candidates])
-        submission.timestamp = timestamp
-        submission.notes += [note] if note else []
+        own = _real_folder(assignment_folder)  # a link named 05_autograd is never entered
+        candidates = _notebooks(assignment_folder) or _notebooks(student_folder)
+        submission = choose(student_folder.name, [(path, None) for path in candidates])
+        if own:
+            submission.timestamp, note = _nbgrader_timestamp(assignment_folder / "timestamp.txt")
+            submission.notes += [note] if note else []
+            submission.secret = _exchange_secret(assignment_folder / SUBMISSION_SECRET)
+        if not os.access(student_folder, os.R_OK | os.X_OK):
+            submission.notes.append("the grader could not read this folder: ask your instructor")
         for folder_seen in (student_folder, assignment_folder):
-            if folder_seen.is_dir():
-                submission.notes += [f"{link.shown_name} is a symbolic link: it was not followed"
-                                     for link in _links(folder_seen)]
+            submission.notes += [f"{link.shown_name} is a symbolic link: it was not followed"
+                                 for link in _links(folder_seen)]
         submissions.append(submission)
     return submissions, skipped + _links(folder)
 
@@ -233,11 +282,11 @@ def _group(entries: list[tuple[str, Path, dt.datetime | None]]):
             by_student.setdefault(student, []).append((path, timestamp))
     submissions = []
     for student, found in sorted(by_student.items()):
-        submissions.append(_choose(student, found))
+        submissions.append(choose(student, found))
     return submissions, skipped
 
 
-def _choose(student: str, candidates: list[tuple[Path, dt.datetime | None]]) -> Submission:
+def choose(student: str, candidates: list[tuple[Path, dt.datetime | None]]) -> Submission:
     """The student's notebook: the one with the most of this assignment's exercise cells, then the latest
     (by the submission time the layout gives, else the file's time); with its submission time."""
     if not candidates:
@@ -279,6 +328,13 @@ def _exercise_cells(path: Path) -> int:
         if isinstance(nbgrader, dict) and nbgrader.get("solution") is True:
             ids.add(str(nbgrader.get("grade_id")))
     return len(ids)
+
+
+def _exchange_secret(path: Path) -> Path | None:
+    """The secret if it is a plain, small file: the student wrote it, so a link or a large file is ignored."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SECRET_BYTES:
+        return None
+    return path
 
 
 def _nbgrader_timestamp(path: Path) -> tuple[dt.datetime | None, str]:

@@ -53,6 +53,12 @@ def submission_notebook(release_nb, bodies: dict[str, list[str]]):
     return submission
 
 
+def instructor_notebook(*, root: Path):
+    """The release notebook with the instructor's solutions in it: a submission that earns every point."""
+    release_nb = nbformat.read(release_notebook(root), as_version=4)
+    return submission_notebook(release_nb, instructor_bodies(nbformat.read(source_notebook(root), as_version=4)))
+
+
 def variant_notebook(variant: Variant, *, root: Path):
     source_nb = nbformat.read(source_notebook(root), as_version=4)
     release_nb = nbformat.read(release_notebook(root), as_version=4)

@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/batch.py                 # 100 submissions, nbgrader on a subset (about 5 min)
     .venv/bin/python benchmarks/batch.py --thousand      # also 1,000 correct submissions (about 10 more min)
+    .venv/bin/python benchmarks/batch.py --shards 2      # only: the class unsharded, then in 2 shards merged
 
 The class: every validity-corpus notebook (correct and wrong engines), every
 tamper-corpus attack (loops, crashes, fork bombs, hostile output), damaged
@@ -29,6 +30,12 @@ with correct notebooks to 100.  Printed, in one table:
 4. With ``--thousand``: 1,000 correct submissions, time per block of 100
    (linear?), peak memory in the first and second half (flat?), and processes
    left behind afterwards.
+5. With ``--shards N`` (instead of the above): the same class graded in one
+   run (the baseline), then as N shard runs (``grade-class --shard i/N``, each
+   in its own copy of the course, as CI jobs would be) one after the other,
+   then merged (``merge``).  A CI matrix runs the shards on N machines at once,
+   so its wall time is the slowest shard plus the merge; the shards are also
+   run all at once on this machine, sharing its cores.
 
 Nothing here asserts; targets are reported as met or missed with the ratio.
 """
@@ -263,12 +270,57 @@ def compare(args, work: Path, rows: list, workers: int):
     return speedup, same_speedup, marginal, floor, per_notebook, subset
 
 
+def run_merge(course: Path, shards: list[Path]) -> float:
+    command = [sys.executable, "-m", "autograder", "--root", str(course), "merge", *map(str, shards)]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def compare_shards(args, work: Path, rows: list, workers: int) -> None:
+    """The class in one run, then in ``args.shards`` shards and merged (rows appended)."""
+    course = fresh_course(work, "class")
+    kinds = build_class(course, args.size)
+    count = args.shards
+    print(f"class of {len(kinds)}, unsharded, then in {count} shards", flush=True)
+    whole, _, _ = run_class_command(course)
+    rows.append(("class command, whole class, one run", f"{whole:.1f} s", f"{len(kinds) / whole:.2f}/s", "",
+                 f"{workers} workers (the baseline)"))
+    source = ["--", str(course / "submitted")]  # every shard reads the same intake
+    shards = [fresh_course(work, f"shard-{index}") for index in range(1, count + 1)]
+    each = []
+    for index, shard in enumerate(shards, start=1):
+        seconds, _, _ = run_class_command(shard, ["--shard", f"{index}/{count}", *source])
+        each.append(seconds)
+        rows.append((f"  shard {index}/{count} alone", f"{seconds:.1f} s", "", "", f"{workers} workers"))
+    merged = fresh_course(work, "merged")
+    merge_seconds = run_merge(merged, shards)
+    rows.append(("  merge", f"{merge_seconds:.1f} s", "", "", "gradebook, records, CSV, report"))
+    matrix = max(each) + merge_seconds
+    rows.append((f"{count} shards on {count} machines (CI matrix) + merge", f"{matrix:.1f} s",
+                 f"{len(kinds) / matrix:.2f}/s", "", f"{whole / matrix:.2f}x faster than one run"))
+    rows.append((f"{count} shards one after the other + merge", f"{sum(each) + merge_seconds:.1f} s", "", "",
+                 f"{(sum(each) + merge_seconds) / whole:.2f}x the one run's time"))
+    together = [fresh_course(work, f"together-{index}") for index in range(1, count + 1)]
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run_class_command, args=(shard, ["--shard", f"{index}/{count}", *source]))
+               for index, shard in enumerate(together, start=1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    at_once = time.perf_counter() - started
+    rows.append((f"{count} shards at once on this machine", f"{at_once:.1f} s", "", "",
+                 f"sharing its {os.cpu_count()} cores; {at_once / whole:.2f}x the one run's time"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--nbgrader-subset", type=int, default=12, help="submissions nbgrader autograde grades")
     parser.add_argument("--thousand", action="store_true", help="also grade 1,000 correct submissions")
     parser.add_argument("--thousand-only", action="store_true", help="only the 1,000-submission run")
+    parser.add_argument("--shards", type=int, help="only: the class in one run, then in this many shards merged")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     rows = []
@@ -276,7 +328,9 @@ def main() -> int:
     speedup = same_speedup = marginal = floor = per_notebook = None
     subset = []
     try:
-        if not args.thousand_only:
+        if args.shards:
+            compare_shards(args, work, rows, workers)
+        elif not args.thousand_only:
             speedup, same_speedup, marginal, floor, per_notebook, subset = compare(args, work, rows, workers)
         thousand = []
         if args.thousand or args.thousand_only:

@@ -202,3 +202,83 @@ def test_shards_split_a_class_disjointly_and_adding_a_student_moves_nobody():
     with pytest.raises(ValueError, match="is not a shard"):
         Shard.parse("0/3")
     assert Shard.parse(" 2/3 ") == Shard(2, 3)
+
+
+def test_the_exchange_secret_beside_an_nbgrader_submission_is_found_unless_it_is_a_link_or_large(tmp_path):
+    submitted = tmp_path / "submitted"
+    for student in ("alice", "bob", "carl", "dora"):
+        _notebook(submitted / student / "05_autograd" / "05_autograd.ipynb")
+    (submitted / "alice" / "05_autograd" / "submission_secret.txt").write_text("ab" * 64)
+    (submitted / "bob" / "05_autograd" / "submission_secret.txt").symlink_to(submitted / "alice" / "05_autograd"
+                                                                             / "submission_secret.txt")
+    (submitted / "carl" / "05_autograd" / "submission_secret.txt").write_text("x" * 5000)
+    found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
+    assert found["alice"].secret == submitted / "alice" / "05_autograd" / "submission_secret.txt"
+    assert [found[s].secret for s in ("bob", "carl", "dora")] == [None, None, None]
+
+
+def test_a_folder_of_cloned_github_classroom_repositories(tmp_path):
+    """`gh classroom clone student-repos` makes one folder per repository, named <assignment>-<login>."""
+    clones = tmp_path / "05-autograd-submissions"
+    for login in ("alice", "bob-smith"):
+        repository = clones / f"05-autograd-{login}"
+        _notebook(repository / "05_autograd.ipynb")
+        (repository / ".git").mkdir()
+        (repository / ".github" / "classroom").mkdir(parents=True)
+        (repository / "README.md").write_text("starter code")
+    intake = read_intake(clones, scratch=tmp_path / "scratch")
+    found = _by_student(intake)
+    assert intake.layout == "nbgrader" and intake.skipped == []
+    assert sorted(found) == ["05-autograd-alice", "05-autograd-bob-smith"]
+    assert found["05-autograd-alice"].path.name == "05_autograd.ipynb"
+
+
+def test_a_linked_assignment_folder_is_never_entered(tmp_path):
+    """A repository can hold a link named 05_autograd: to the instructor's source/, or to a classmate's folder."""
+    instructor = _notebook(tmp_path / "course" / "source" / "05_autograd" / "05_autograd.ipynb")
+    (instructor.parent / "timestamp.txt").write_text("2020-01-01 00:00:00.000000 UTC")
+    clones = tmp_path / "clones"
+    _notebook(clones / "alice" / "05_autograd.ipynb")
+    (clones / "mallory").mkdir(parents=True)
+    (clones / "mallory" / "05_autograd").symlink_to(instructor.parent)
+    (clones / "trudy").mkdir()
+    (clones / "trudy" / "05_autograd").symlink_to(Path("..") / "alice")
+    found = _by_student(read_intake(clones, scratch=tmp_path / "scratch"))
+    assert sorted(found) == ["alice", "mallory", "trudy"]
+    for student in ("mallory", "trudy"):
+        assert found[student].path is None and found[student].timestamp is None
+        assert any("'05_autograd' is a symbolic link: it was not followed" in note for note in found[student].notes)
+    assert found["alice"].path == clones / "alice" / "05_autograd.ipynb"
+
+
+def test_a_notebook_reached_through_a_linked_folder_is_not_graded_whatever_the_layout(tmp_path):
+    from autograder.intake import Intake, _drop_linked_paths
+
+    elsewhere = _notebook(tmp_path / "elsewhere" / "05_autograd.ipynb")
+    clones = tmp_path / "clones"
+    (clones / "mallory").mkdir(parents=True)
+    (clones / "mallory" / "inner").symlink_to(elsewhere.parent)
+    own = _notebook(clones / "alice" / "05_autograd.ipynb")
+    from autograder.intake import Submission
+
+    intake = Intake("folder", [Submission("mallory", clones / "mallory" / "inner" / "05_autograd.ipynb"),
+                               Submission("alice", own)], [], clones)
+    _drop_linked_paths(intake)
+    assert intake.submissions[0].path is None and "symbolic link" in intake.submissions[0].notes[0]
+    assert intake.submissions[1].path == own
+
+
+def test_a_folder_that_cannot_be_listed_costs_only_its_student(tmp_path, monkeypatch):
+    submitted = tmp_path / "submitted"
+    _notebook(submitted / "alice" / "05_autograd" / "05_autograd.ipynb")
+    _notebook(submitted / "eve" / "05_autograd" / "05_autograd.ipynb")
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "eve" or self.parent.name == "eve":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
+    assert found["alice"].path is not None and found["eve"].path is None
