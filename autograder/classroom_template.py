@@ -212,6 +212,9 @@ jobs:
         run: python -m pip install -r requirements.txt
       - name: Run the notebook once
         timeout-minutes: {RUN_TIMEOUT_MINUTES}
+        # If the run itself dies, the checks still run: each fails, saying no result was recorded,
+        # and Classroom gets a report rather than nothing.
+        continue-on-error: true
         run: python {RUNNER.as_posix()} run
 """
     steps = "".join(_grader_step(test) for test in tests)

@@ -226,6 +226,8 @@ def test_the_workflow_runs_the_notebook_once_before_the_checks(template):
     checks = [n for n, step in enumerate(steps) if step.get("uses") == COMMAND_GRADER]
     assert len(runs) == 1 and runs[0] < min(checks)
     assert not any("run" in step["with"]["command"].split()[:3] for step in _grader_steps(template))
+    # A run that dies must not skip the checks: Classroom then gets a report of failures, not nothing.
+    assert steps[runs[0]].get("continue-on-error") is True
 
 
 # --- the runner, as Classroom runs it -----------------------------------------------------------------------------
