@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,7 +24,7 @@ from autograder import gradescope, sandbox
 from autograder.assignment import load_assignment
 from autograder.cli import main
 from autograder.course import release_notebook, source_notebook
-from autograder.variants import instructor_bodies, load_variants, submission_notebook, variant_notebook
+from autograder.variants import instructor_notebook, load_variants, variant_notebook
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -36,17 +37,36 @@ WRONG = "backward_propagates_first_arrival"
 
 
 def _instructor_notebook():
-    release = nbformat.read(release_notebook(ROOT), as_version=4)
-    return submission_notebook(release, instructor_bodies(nbformat.read(source_notebook(ROOT), as_version=4)))
+    return instructor_notebook(root=ROOT)
 
 
 def _variant(name: str):
     return {variant.name: variant for variant in load_variants(ROOT / "corpus" / "validity.py")}[name]
 
 
+# Student data and project files a course root holds beside what the grader needs: none may travel.
+PLANTED = ("gradebook.db", "submitted/alice/05_autograd/05_autograd.ipynb", "autograded/alice/05_autograd/x.ipynb",
+           "feedback/alice/05_autograd/05_autograd.html", "reports/05_autograd/grades.csv", "corpus/validity.py",
+           "tests/test_x.py", ".venv/pyvenv.cfg", "autograder/__pycache__/grader.cpython-311.pyc")
+
+
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return gradescope.build_bundle(ROOT, tmp_path_factory.mktemp("bundle"), allow_unsandboxed=UNSANDBOXED)
+def course(tmp_path_factory) -> Path:
+    """A course root as an instructor's checkout is after a term: the course, and student data beside it."""
+    course = tmp_path_factory.mktemp("course")
+    for folder in ("autograder", "tinytorch", "source", "release"):
+        shutil.copytree(ROOT / folder, course / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "nbgrader_config.py"):
+        shutil.copy(ROOT / name, course / name)
+    for name in PLANTED:
+        (course / name).parent.mkdir(parents=True, exist_ok=True)
+        (course / name).write_text("student data")
+    return course
+
+
+@pytest.fixture(scope="module")
+def bundle(course, tmp_path_factory) -> Path:
+    return gradescope.build_bundle(course, tmp_path_factory.mktemp("bundle"), allow_unsandboxed=UNSANDBOXED)
 
 
 def _container(folder: Path, bundle: Path) -> Path:
@@ -102,7 +122,7 @@ def runs(bundle, tmp_path_factory):
 # -- the bundle
 
 
-def test_the_bundle_holds_the_scripts_the_grader_and_the_instructor_notebook_only(bundle):
+def test_the_bundle_holds_the_scripts_the_grader_and_the_instructor_notebook_only(bundle, course):
     with zipfile.ZipFile(bundle) as archive:
         modes = {entry.filename: entry.external_attr >> 16 for entry in archive.infolist()}
     names = set(modes)
@@ -113,8 +133,8 @@ def test_the_bundle_holds_the_scripts_the_grader_and_the_instructor_notebook_onl
     assert {"autograder/grader.py", "autograder/sandbox/run.py", "autograder/engine_host.py",
             "tinytorch/tensor.py"} <= names
     assert [name for name in names if name.startswith("source/")] == ["source/05_autograd/05_autograd.ipynb"]
-    # The checkout beside it holds a gradebook, reports and a release: none of it travels.
-    assert (ROOT / "gradebook.db").exists() and (ROOT / "release").is_dir()
+    # The course beside it holds a gradebook, submissions, reports and a release: none of it travels.
+    assert all((course / name).is_file() for name in PLANTED) and (course / "release").is_dir()
     student_data = [name for name in names
                     if name.endswith((".db", ".pyc", ".csv")) or "__pycache__" in name
                     or name.split("/")[0] in {"submitted", "autograded", "feedback", "grades", "reports", "release",
