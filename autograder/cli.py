@@ -13,9 +13,10 @@
     python -m autograder classroom-template OUT
                                               a GitHub Classroom assignment repository made from release/
 
-Exit codes: 0 done, whatever the scores; 1 a check failed (release, corpus), or a class run
-stopped (run it again to resume); 2 a usage error (a mistyped path, a folder where a notebook was
-expected, an empty intake): nothing was recorded; 3 no sandbox here (see --unsafe-no-sandbox).
+Exit codes: 0 done, whatever the scores; 1 a check failed (release, corpus, a release the Classroom
+template refuses), or a class run stopped (run it again to resume); 2 a usage error (a mistyped
+path, a folder where a notebook was expected, an empty intake, shards that do not make one whole
+class): nothing was recorded; 3 no sandbox here (see --unsafe-no-sandbox).
 """
 
 from __future__ import annotations

@@ -183,8 +183,11 @@ def _links(folder: Path) -> list[Skipped]:
 
 
 def _nbgrader(folder: Path):
+    # A link in the student's folder (to a notebook, or named like the assignment's folder) still makes it
+    # a student's folder: they are recorded, with a note that the link was not followed, never left out.
     students = [sub for sub in _subfolders(folder)
-                if _real_folder(sub / ASSIGNMENT) or (sub / ASSIGNMENT).is_symlink() or _notebooks(sub)]
+                if _real_folder(sub / ASSIGNMENT) or any(path.suffix == ".ipynb" or path.name == ASSIGNMENT
+                                                         for path in _entries(sub))]
     if not students or _notebooks(folder):
         return None
     submissions, skipped = [], []
@@ -366,10 +369,15 @@ def _extract(archive: Path, folder: Path) -> None:
             if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
                 raise UnreadableIntake(f"{archive.name} holds more than any class's notebooks would")
             root = folder.resolve()
+            written = set()
             for member in members:
                 target = (folder / member.filename).resolve()
-                if member.is_dir() or not target.is_relative_to(root) or (member.external_attr >> 16) & 0o170000 == 0o120000:
-                    continue  # folders are made as needed; escapes and symlinks are never written
+                # A name that climbs (x/../y) could land on another member's file, even inside the folder.
+                climbs = ".." in member.filename.replace("\\", "/").split("/")
+                link = (member.external_attr >> 16) & 0o170000 == 0o120000
+                if member.is_dir() or climbs or link or not target.is_relative_to(root) or target in written:
+                    continue  # folders are made as needed; escapes, links and second copies are never written
+                written.add(target)
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with bundle.open(member) as source, target.open("wb") as out:

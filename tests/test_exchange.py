@@ -30,6 +30,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.utils import parse_utc
 
 from autograder.assignment import load_assignment
 from autograder.checks import nbgrader_meta, secret_only_lines
@@ -202,9 +203,11 @@ def test_each_student_fetches_their_own_feedback_and_no_one_elses(trip):
     for student, home in trip.homes.items():
         fetched = sorted((home / ASSIGNMENT / "feedback").rglob("*.html"))
         assert [p.name for p in fetched] == ["05_autograd.html"], (student, fetched)
-        # Filed under the submission's time, as nbgrader's Assignments tab shows it.
+        # Filed under the submission's time as the student's own nbgrader noted it; the collected time is the
+        # entry's ctime (autograder/nbgrader_exchange.py), taken as the entry was written: the same moment.
         stamp = (trip.course / "submitted" / student / ASSIGNMENT / "timestamp.txt").read_text()
-        assert fetched[0].parent.name == stamp, student
+        gap = parse_utc(stamp) - parse_utc(fetched[0].parent.name)
+        assert dt.timedelta(0) <= gap < dt.timedelta(seconds=5), (student, stamp, fetched[0].parent.name)
         assert fetched[0].read_bytes() == pages[student], student
         assert _leaked_hidden_lines(fetched[0].read_text(), trip.course) == [], student
 
@@ -236,10 +239,10 @@ def _inbound_entry(inbound: Path, student: str, submitted_at: str, notebook: Pat
     return entry
 
 
-def test_collect_refuses_an_entry_in_another_students_name_and_an_entry_holding_a_link(tmp_path):
-    """Two real accounts, daemon and nobody: nobody writes a newer entry in daemon's name, and one of
-    their own holding a link to the instructor's notebook; collect takes daemon's own entry, and nothing
-    of nobody's."""
+def test_collect_refuses_what_is_not_a_students_own_entry_and_goes_on_with_the_rest(tmp_path):
+    """Two real accounts, daemon and nobody. nobody writes a newer entry in daemon's name, one of their own
+    holding a link to the instructor's notebook, one that is a file and one whose name holds no time.
+    collect takes daemon's own entry, with the time the kernel gave it, and nothing of nobody's."""
     import pwd
 
     if os.geteuid() != 0:
@@ -253,15 +256,20 @@ def test_collect_refuses_an_entry_in_another_students_name_and_an_entry_holding_
     inbound.mkdir(parents=True)
     honest = tmp_path / "honest.ipynb"
     nbformat.write(instructor_notebook(root=ROOT), honest)
-    _inbound_entry(inbound, "daemon", "2026-12-01 10:00:00.000000", honest, owner="daemon")
+    # Backdated: the name and timestamp.txt say 2020, before any due date.
+    own = _inbound_entry(inbound, "daemon", "2020-01-01 10:00:00.000000", honest, owner="daemon")
     _inbound_entry(inbound, "daemon", "2026-12-01 11:00:00.000000", release_notebook(ROOT), owner="nobody")
     linked = _inbound_entry(inbound, "nobody", "2026-12-01 10:30:00.000000", honest, owner="nobody")
     (linked / NOTEBOOK).unlink()
     (linked / NOTEBOOK).symlink_to(source_notebook(course))
+    (inbound / f"nobody+{ASSIGNMENT}+2026-12-01 10:40:00.000000 UTC+ffff").write_text("a file, not a folder")
+    (inbound / f"nobody+{ASSIGNMENT}+notatime").mkdir()
 
     collected = nbgrader("collect", ASSIGNMENT, f"--Exchange.root={tmp_path / 'exchange'}", root=course)
     daemon = course / "submitted" / "daemon" / ASSIGNMENT
     assert (daemon / NOTEBOOK).read_bytes() == honest.read_bytes()
-    assert (daemon / "timestamp.txt").read_text().startswith("2026-12-01 10:00:00")
+    kernel_time = dt.datetime.fromtimestamp(own.stat().st_ctime, tz=dt.timezone.utc).replace(tzinfo=None)
+    assert parse_utc((daemon / "timestamp.txt").read_text()) == kernel_time
     assert not (course / "submitted" / "nobody").exists()
-    assert "belongs to the account 'nobody'" in collected.stderr and "holds a symbolic link" in collected.stderr
+    for why in ("belongs to the account 'nobody'", "is a symbolic link or a special file", "not a folder of its own"):
+        assert why in collected.stderr, why

@@ -119,6 +119,18 @@ def test_a_zip_cannot_write_outside_its_folder(tmp_path):
     assert not (tmp_path / "escaped.ipynb").exists() and not list(tmp_path.rglob("escaped.ipynb"))
 
 
+def test_a_zip_member_cannot_climb_back_onto_another_students_file(tmp_path):
+    text = _notebook(tmp_path / "nb.ipynb").read_text()
+    archive = _zip(tmp_path / "canvas.zip", {
+        "smithjohn_333_444_05_autograd.ipynb": text,
+        "doejane_111_222_05_autograd.ipynb": text,
+        "doejane_111_223_x/../smithjohn_333_444_05_autograd.ipynb": "garbage",
+    })
+    intake = read_intake(archive, scratch=tmp_path / "scratch")
+    found = _by_student(intake)
+    assert intake.layout == "canvas" and found["333"].path.read_text() == text
+
+
 def test_empty_and_unreadable_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     assert read_intake(tmp_path / "empty", scratch=tmp_path / "s").submissions == []
@@ -282,3 +294,13 @@ def test_a_folder_that_cannot_be_listed_costs_only_its_student(tmp_path, monkeyp
     monkeypatch.setattr(Path, "iterdir", iterdir)
     found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
     assert found["alice"].path is not None and found["eve"].path is None
+
+
+def test_a_repository_whose_only_notebook_is_a_link_is_recorded_with_a_note_not_left_out(tmp_path):
+    clones = tmp_path / "clones"
+    _notebook(clones / "alice" / "05_autograd.ipynb")
+    (clones / "mallory").mkdir()
+    (clones / "mallory" / "05_autograd.ipynb").symlink_to(clones / "alice" / "05_autograd.ipynb")
+    found = _by_student(read_intake(clones, scratch=tmp_path / "scratch"))
+    assert found["mallory"].path is None
+    assert any("'05_autograd.ipynb' is a symbolic link" in note for note in found["mallory"].notes)
