@@ -34,6 +34,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -49,6 +50,7 @@ MAX_ZIP_MEMBERS = 20_000
 # nbgrader submit writes 128 hex digits into this file.
 SUBMISSION_SECRET = "submission_secret.txt"
 MAX_SECRET_BYTES = 4096
+SECRET = re.compile(rb"[0-9a-f]{32,1024}")
 
 # The LMS writes the student's id; the student chooses only the uploaded file's name (<file>) or,
 # on Moodle, their display name.  Each pattern takes the id from the part the LMS wrote, so a file
@@ -113,25 +115,71 @@ def read_intake(source: Path, *, scratch: Path) -> Intake:
     if not os.access(source, os.R_OK | os.X_OK):
         raise UnreadableIntake(f"{source} cannot be read by this user")
     intake = _read_folder(source)
-    _drop_linked_paths(intake)
+    take_private_copies(intake, scratch / "copies")
     return intake
 
 
-def _drop_linked_paths(intake: Intake) -> None:
-    """The last guard, whatever the layout: a notebook reached through a link (a linked folder on the
-    way, say) is not graded, so that no student can point the grader at a file that is not theirs."""
-    top = os.path.realpath(intake.looked)
+def take_private_copies(intake: Intake, copies: Path) -> None:
+    """Grade copies the grader took, never the files where students may still write.
+
+    Each chosen notebook (and exchange secret) is read once, through
+    descriptors that follow no link in any part of its path under the source,
+    into ``copies`` (the run's private scratch).  Everything after the intake
+    (fingerprints, grading, the autograded notebook) reads the copy, so
+    swapping a file for a link, or a folder on its path, after this point
+    changes nothing; one that is a link by now is not graded, with a note.
+    """
+    from .submission import MAX_NOTEBOOK_BYTES
+
     for submission in intake.submissions:
-        for path in [submission.path, submission.secret]:
-            if path is None:
-                continue
-            relative = os.path.relpath(os.path.abspath(path), os.path.abspath(intake.looked))
-            if os.path.realpath(path) != os.path.join(top, relative):
-                if path == submission.path:
-                    submission.path = None
-                    submission.notes.append(f"{ascii(relative)} is reached through a symbolic link: not graded")
-                else:
-                    submission.secret = None
+        folder = copies / submission.student
+        if submission.path is not None:
+            try:
+                submission.path = _copy_beneath(intake.looked, submission.path, folder, MAX_NOTEBOOK_BYTES)
+            except OSError:
+                shown = ascii(os.path.relpath(submission.path, intake.looked))
+                submission.path = None
+                submission.notes.append(f"{shown} is reached through a symbolic link, or cannot be read: not graded")
+        if submission.secret is not None:
+            try:
+                submission.secret = _copy_beneath(intake.looked, submission.secret, folder / "exchange",
+                                                  MAX_SECRET_BYTES)
+            except OSError:
+                submission.secret = None
+
+
+def _copy_beneath(top: Path, path: Path, folder: Path, limit: int) -> Path:
+    """Copy ``path`` (under ``top``) into ``folder``, following no link on the way; OSError if one is there."""
+    parts = path.relative_to(top).parts
+    descriptor = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = child
+        # O_NONBLOCK: a fifo put in the file's place must not hang the class; fstat then refuses it.
+        source = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=descriptor)
+    finally:
+        os.close(descriptor)
+    try:
+        if not stat.S_ISREG(os.fstat(source).st_mode):
+            raise OSError(f"{parts[-1]!r} is not a file of its own")
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / parts[-1]
+        with open(copy, "wb") as out:
+            # One byte past the limit: the reader still sees that the file was too large.
+            out.write(_read_up_to(source, limit + 1))
+        return copy
+    finally:
+        os.close(source)
+
+
+def _read_up_to(descriptor: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit and (chunk := os.read(descriptor, min(1 << 20, limit - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _read_folder(folder: Path) -> Intake:
@@ -334,10 +382,14 @@ def _exercise_cells(path: Path) -> int:
 
 
 def _exchange_secret(path: Path) -> Path | None:
-    """The secret if it is a plain, small file: the student wrote it, so a link or a large file is ignored."""
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SECRET_BYTES:
+    """The secret if it is a plain, small file holding hex digits, as nbgrader submit writes it: the student
+    wrote it, and one that is empty or garbled would stop nbgrader's release_feedback for the class."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SECRET_BYTES:
+            return None
+        return path if SECRET.fullmatch(path.read_bytes().strip()) else None
+    except OSError:
         return None
-    return path
 
 
 def _nbgrader_timestamp(path: Path) -> tuple[dt.datetime | None, str]:

@@ -13,16 +13,25 @@ collect) therefore reads each entry once, through descriptors opened without
 following links, into a private staging folder, and nbgrader's copy then works
 from that copy:
 
-- the owner is the owner of the folder actually opened, so renaming or swapping
-  entries after the check changes nothing;
-- an entry that is not a plain folder, or that holds a link, a special file or
-  more than the course's ``max_dir_size``, is refused;
-- the submission time is the entry folder's change time (ctime), which the
-  kernel sets and nobody can move back; it replaces the entry's timestamp.txt,
-  and it decides which entry is a student's newest (before the due date first,
-  with ``--before-duedate``);
+- the owner is checked on the folder actually opened, and on everything in
+  it: nbgrader makes entry folders writable by all, so another student could
+  add to one; renaming or swapping entries after the check changes nothing
+  (the folder copied must be the one checked);
+- an entry that is not a plain folder, whose name is not a valid student id,
+  or that holds a link, a special file, more than ``max_dir_size`` bytes,
+  more than ``MAX_ITEMS`` files and folders or folders deeper than
+  ``MAX_DEPTH``, is refused;
+- the submission time is the latest change time (ctime) of the entry and of
+  everything in it, read as it is copied: the kernel sets it and nobody can
+  move it back, so neither the name, nor the entry's timestamp.txt, nor a
+  file rewritten in place later can backdate a submission; it replaces the
+  entry's timestamp.txt;
 - an entry that cannot be read costs only itself: it is logged as an error and
   left in ``inbound/``.
+
+nbgrader's ``inbound/`` has no sticky bit: a student who learns another's entry
+name (nbgrader adds 12 random characters to it) could rename it away, or make
+it look later.  ``chmod +t`` on ``inbound/`` stops that; nbgrader works with it.
 
 Where every student runs as one account (JupyterHub's Docker images: all are
 ``jovyan``), ownership says nothing about who submitted: there, set
@@ -42,9 +51,14 @@ from pathlib import Path
 
 from nbgrader.exchange.default.collect import ExchangeCollect
 
+from .identity import student_id_problem
+
 # nbgrader's own format for timestamp.txt (nbgrader.utils.parse_utc reads it back).
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 CHUNK = 1 << 20
+# A submission is a notebook and a few files: these bound what one entry may cost collect.
+MAX_DEPTH = 16
+MAX_ITEMS = 10_000
 
 
 class EntryRefused(Exception):
@@ -55,8 +69,9 @@ class EntryRefused(Exception):
 class Entry:
     name: str  # the folder's name in inbound/: <student>+<assignment>+<time>+<random>
     student: str
-    submitted_at: dt.datetime  # naive UTC, as nbgrader keeps times: the folder's ctime
-    descriptor: int
+    submitted_at: dt.datetime  # naive UTC, as nbgrader keeps times: a ctime (see the module's docstring)
+    inode: tuple[int, int]  # (device, inode) of the folder checked: the one copied must be the same
+    owner: int | None  # the uid everything in it must belong to; None: check_owner is off
 
 
 class CheckedCollect(ExchangeCollect):
@@ -74,25 +89,25 @@ class CheckedCollect(ExchangeCollect):
             inbound_fd = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as error:
             self.fail(f"cannot read the course's inbound folder {inbound}: {error.strerror}")
-        entries: list[Entry] = []
         try:
             entries = self._open_entries(inbound_fd)
             chosen = newest_per_student(entries, self._duedate() if self.before_duedate else None)
             self.src_records = []
             for entry in chosen:
                 try:
-                    stage_entry(entry, self._staging, budget=Budget(1000 * self.coursedir.max_dir_size))
-                except (EntryRefused, OSError) as error:
-                    self.log.error("not collected: %s: %s", entry.name, error)
+                    stage_entry(inbound_fd, entry, self._staging, budget=Budget(1000 * self.coursedir.max_dir_size))
+                except Exception as error:  # noqa: BLE001 - one student's entry must not stop collect for the class
+                    self.log.error("not collected: %r: %s", entry.name, _reason(error))
                     continue
                 self.src_records.append({"username": entry.student, "filename": entry.name,
                                          "timestamp": entry.submitted_at})
         finally:
-            for entry in entries:
-                os.close(entry.descriptor)
             os.close(inbound_fd)
         # nbgrader's copy_files reads from here: the private copies, no longer the students' entries.
         self.inbound_path = str(self._staging)
+        # Ownership was checked above, on the students' entries; nbgrader's own check would now look at the
+        # staged copies, which are the instructor's, and warn about every student.
+        self.check_owner = False
 
     def _open_entries(self, inbound_fd: int) -> list[Entry]:
         student = self.coursedir.student_id or "*"
@@ -103,8 +118,8 @@ class CheckedCollect(ExchangeCollect):
                 continue
             try:
                 entries.append(open_entry(inbound_fd, name, check_owner=self.check_owner))
-            except (EntryRefused, OSError) as error:
-                self.log.error("not collected: %s: %s", name, getattr(error, "strerror", None) or error)
+            except Exception as error:  # noqa: BLE001 - one student's entry must not stop collect for the class
+                self.log.error("not collected: %r: %s", name, _reason(error))
         return entries
 
     def _duedate(self):
@@ -118,21 +133,38 @@ class CheckedCollect(ExchangeCollect):
 
 
 def open_entry(inbound_fd: int, name: str, *, check_owner: bool) -> Entry:
-    """Open one inbound entry without following a link; refuse it if its owner is not the student it names."""
+    """Look at one inbound entry without following a link, and close it again (a class may have thousands).
+
+    Refused if its name holds no valid student id, or it is not a folder, or
+    (``check_owner``) it is not owned by the account its name gives.
+    """
     student = name.rsplit("+", 3)[0]
+    problem = student_id_problem(student)
+    if problem:
+        raise EntryRefused(f"its name gives no valid student id ({problem})")
     try:
         descriptor = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=inbound_fd)
     except OSError as error:
         raise EntryRefused("not a folder of its own (a link or a file)") from error
-    info = os.fstat(descriptor)
-    if check_owner:
-        owner = owner_name(info.st_uid)
-        if owner != student:
-            os.close(descriptor)
-            raise EntryRefused(f"names {student!r} but belongs to the account {owner!r} (if every student runs "
-                               "as one account, set c.ExchangeCollect.check_owner = False)")
-    submitted_at = dt.datetime.fromtimestamp(info.st_ctime, tz=dt.timezone.utc).replace(tzinfo=None)
-    return Entry(name, student, submitted_at, descriptor)
+    try:
+        info = os.fstat(descriptor)
+    finally:
+        os.close(descriptor)
+    if check_owner and owner_name(info.st_uid) != student:
+        raise EntryRefused(f"names {student!r} but belongs to the account {owner_name(info.st_uid)!r} (if every "
+                           "student runs as one account, set c.ExchangeCollect.check_owner = False)")
+    return Entry(name, student, _utc(info.st_ctime), (info.st_dev, info.st_ino),
+                 info.st_uid if check_owner else None)
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).replace(tzinfo=None)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
 
 
 def owner_name(uid: int) -> str:
@@ -156,50 +188,81 @@ def newest_per_student(entries: list[Entry], duedate) -> list[Entry]:
 
 
 class Budget:
-    """Bytes an entry may still hold: a sparse file of terabytes is refused, not copied."""
+    """What an entry may still hold: a sparse file of terabytes, or a million empty files, is refused."""
 
     def __init__(self, limit: int) -> None:
         self.left = limit
+        self.items = MAX_ITEMS
 
     def take(self, size: int) -> None:
         self.left -= size
         if self.left < 0:
             raise EntryRefused("larger than the course's max_dir_size")
 
+    def take_item(self) -> None:
+        self.items -= 1
+        if self.items < 0:
+            raise EntryRefused(f"holds more than {MAX_ITEMS} files and folders")
 
-def stage_entry(entry: Entry, staging: Path, *, budget: Budget) -> Path:
-    """Copy the entry into ``staging`` through its descriptor; its timestamp.txt becomes the trusted time."""
-    destination = staging / entry.name
-    _copy_folder(entry.descriptor, destination, budget)
+
+def stage_entry(inbound_fd: int, entry: Entry, staging: Path, *, budget: Budget) -> Path:
+    """Copy the entry into ``staging`` through descriptors; its timestamp.txt becomes the trusted time."""
+    descriptor = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=inbound_fd)
+    try:
+        info = os.fstat(descriptor)
+        if (info.st_dev, info.st_ino) != entry.inode:
+            raise EntryRefused("it was replaced while collect read the inbound folder")
+        _check_owner(info, entry.owner, entry.name)
+        destination = staging / entry.name
+        latest = _copy_folder(descriptor, destination, budget, entry.owner, depth=0)
+    finally:
+        os.close(descriptor)
+    entry.submitted_at = _utc(latest)
     (destination / "timestamp.txt").write_text(entry.submitted_at.strftime(TIMESTAMP_FORMAT), encoding="utf-8")
     return destination
 
 
-def _copy_folder(folder_fd: int, destination: Path, budget: Budget) -> None:
+def _check_owner(info: os.stat_result, owner: int | None, name: str) -> None:
+    if owner is not None and info.st_uid != owner:
+        raise EntryRefused(f"{name!r} in it belongs to the account {owner_name(info.st_uid)!r}, not the student's")
+
+
+def _copy_folder(folder_fd: int, destination: Path, budget: Budget, owner: int | None, *, depth: int) -> float:
+    """Copy a folder's files and folders; the latest ctime among them and itself, read after copying."""
+    if depth > MAX_DEPTH:
+        raise EntryRefused(f"folders nested deeper than {MAX_DEPTH}")
     destination.mkdir()
+    latest = 0.0
     for name in sorted(os.listdir(folder_fd)):
+        budget.take_item()
         info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+        _check_owner(info, owner, name)
         if stat.S_ISDIR(info.st_mode):
             child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
             try:
-                _copy_folder(child, destination / name, budget)
+                latest = max(latest, _copy_folder(child, destination / name, budget, owner, depth=depth + 1))
             finally:
                 os.close(child)
         elif stat.S_ISREG(info.st_mode):
-            _copy_file(folder_fd, name, destination / name, budget)
+            latest = max(latest, _copy_file(folder_fd, name, destination / name, budget, owner))
         else:
             raise EntryRefused(f"{name!r} is a symbolic link or a special file, not a file of its own")
+    return max(latest, os.fstat(folder_fd).st_ctime)
 
 
-def _copy_file(folder_fd: int, name: str, destination: Path, budget: Budget) -> None:
+def _copy_file(folder_fd: int, name: str, destination: Path, budget: Budget, owner: int | None) -> float:
+    """Copy one file; its ctime after the copy (a rewrite during the copy shows in it)."""
     # O_NONBLOCK: a fifo swapped in after the stat above must not hang collect; fstat then refuses it.
     source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
     try:
-        if not stat.S_ISREG(os.fstat(source).st_mode):
+        info = os.fstat(source)
+        if not stat.S_ISREG(info.st_mode):
             raise EntryRefused(f"{name!r} is not a file of its own")
+        _check_owner(info, owner, name)
         with open(destination, "wb") as out:
             while chunk := os.read(source, CHUNK):
                 budget.take(len(chunk))
                 out.write(chunk)
+        return os.fstat(source).st_ctime
     finally:
         os.close(source)

@@ -262,13 +262,15 @@ def test_collect_refuses_what_is_not_a_students_own_entry_and_goes_on_with_the_r
     linked = _inbound_entry(inbound, "nobody", "2026-12-01 10:30:00.000000", honest, owner="nobody")
     (linked / NOTEBOOK).unlink()
     (linked / NOTEBOOK).symlink_to(source_notebook(course))
+    os.chown(linked / NOTEBOOK, pwd.getpwnam("nobody").pw_uid, -1, follow_symlinks=False)  # nobody's own link
     (inbound / f"nobody+{ASSIGNMENT}+2026-12-01 10:40:00.000000 UTC+ffff").write_text("a file, not a folder")
     (inbound / f"nobody+{ASSIGNMENT}+notatime").mkdir()
 
     collected = nbgrader("collect", ASSIGNMENT, f"--Exchange.root={tmp_path / 'exchange'}", root=course)
     daemon = course / "submitted" / "daemon" / ASSIGNMENT
     assert (daemon / NOTEBOOK).read_bytes() == honest.read_bytes()
-    kernel_time = dt.datetime.fromtimestamp(own.stat().st_ctime, tz=dt.timezone.utc).replace(tzinfo=None)
+    latest = max(path.stat().st_ctime for path in [own, *own.rglob("*")])  # the entry's last change
+    kernel_time = dt.datetime.fromtimestamp(latest, tz=dt.timezone.utc).replace(tzinfo=None)
     assert parse_utc((daemon / "timestamp.txt").read_text()) == kernel_time
     assert not (course / "submitted" / "nobody").exists()
     for why in ("belongs to the account 'nobody'", "is a symbolic link or a special file", "not a folder of its own"):

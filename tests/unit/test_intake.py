@@ -216,17 +216,21 @@ def test_shards_split_a_class_disjointly_and_adding_a_student_moves_nobody():
     assert Shard.parse(" 2/3 ") == Shard(2, 3)
 
 
-def test_the_exchange_secret_beside_an_nbgrader_submission_is_found_unless_it_is_a_link_or_large(tmp_path):
+def test_the_exchange_secret_is_kept_only_if_it_is_a_plain_small_file_of_hex_digits(tmp_path):
     submitted = tmp_path / "submitted"
     for student in ("alice", "bob", "carl", "dora"):
         _notebook(submitted / student / "05_autograd" / "05_autograd.ipynb")
     (submitted / "alice" / "05_autograd" / "submission_secret.txt").write_text("ab" * 64)
+    (submitted / "emma" / "05_autograd").mkdir(parents=True)
+    _notebook(submitted / "emma" / "05_autograd" / "05_autograd.ipynb")
+    (submitted / "emma" / "05_autograd" / "submission_secret.txt").write_text("")  # stops release_feedback
     (submitted / "bob" / "05_autograd" / "submission_secret.txt").symlink_to(submitted / "alice" / "05_autograd"
                                                                              / "submission_secret.txt")
     (submitted / "carl" / "05_autograd" / "submission_secret.txt").write_text("x" * 5000)
     found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
-    assert found["alice"].secret == submitted / "alice" / "05_autograd" / "submission_secret.txt"
-    assert [found[s].secret for s in ("bob", "carl", "dora")] == [None, None, None]
+    assert found["alice"].secret.read_text() == "ab" * 64
+    assert not found["alice"].secret.is_relative_to(submitted)  # the grader's own copy
+    assert [found[s].secret for s in ("bob", "carl", "dora", "emma")] == [None, None, None, None]
 
 
 def test_a_folder_of_cloned_github_classroom_repositories(tmp_path):
@@ -260,24 +264,36 @@ def test_a_linked_assignment_folder_is_never_entered(tmp_path):
     for student in ("mallory", "trudy"):
         assert found[student].path is None and found[student].timestamp is None
         assert any("'05_autograd' is a symbolic link: it was not followed" in note for note in found[student].notes)
-    assert found["alice"].path == clones / "alice" / "05_autograd.ipynb"
+    assert found["alice"].path.read_bytes() == (clones / "alice" / "05_autograd.ipynb").read_bytes()
 
 
 def test_a_notebook_reached_through_a_linked_folder_is_not_graded_whatever_the_layout(tmp_path):
-    from autograder.intake import Intake, _drop_linked_paths
+    from autograder.intake import Intake, Submission, take_private_copies
 
     elsewhere = _notebook(tmp_path / "elsewhere" / "05_autograd.ipynb")
     clones = tmp_path / "clones"
     (clones / "mallory").mkdir(parents=True)
     (clones / "mallory" / "inner").symlink_to(elsewhere.parent)
     own = _notebook(clones / "alice" / "05_autograd.ipynb")
-    from autograder.intake import Submission
-
     intake = Intake("folder", [Submission("mallory", clones / "mallory" / "inner" / "05_autograd.ipynb"),
                                Submission("alice", own)], [], clones)
-    _drop_linked_paths(intake)
+    take_private_copies(intake, tmp_path / "copies")
     assert intake.submissions[0].path is None and "symbolic link" in intake.submissions[0].notes[0]
-    assert intake.submissions[1].path == own
+    assert intake.submissions[1].path.read_bytes() == own.read_bytes()
+
+
+def test_what_a_student_changes_after_the_intake_is_never_graded(tmp_path):
+    """In a folder students can still write to, a notebook swapped for a link to the instructor's after the
+    intake read it changes nothing: grading reads the grader's copy."""
+    drop = tmp_path / "drop"
+    mine = _notebook(drop / "mallory.ipynb", exercises=1)
+    instructor = _notebook(tmp_path / "instructor.ipynb", exercises=3)
+    found = _by_student(read_intake(drop, scratch=tmp_path / "scratch"))
+    mine.unlink()
+    mine.symlink_to(instructor)
+    assert found["mallory"].path.read_bytes() != instructor.read_bytes()
+    assert json.loads(found["mallory"].path.read_text())["cells"][0]["metadata"]["nbgrader"]["grade_id"] == "e0"
+    assert len(json.loads(found["mallory"].path.read_text())["cells"]) == 1
 
 
 def test_a_folder_that_cannot_be_listed_costs_only_its_student(tmp_path, monkeypatch):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from autograder.nbgrader_exchange import Budget, EntryRefused, Entry, newest_per_student, open_entry, stage_entry
+from autograder.nbgrader_exchange import (MAX_DEPTH, MAX_ITEMS, Budget, Entry, EntryRefused, newest_per_student,
+                                          open_entry, stage_entry)
 
 NAME = "alice+05_autograd+2026-12-01 10:00:00.000000 UTC+abcd"
 
@@ -23,17 +25,17 @@ def inbound(tmp_path):
     return folder
 
 
-def _staged(inbound: Path, tmp_path: Path, *, change=None, budget: int = 10**6) -> Path:
+def _staged(inbound: Path, tmp_path: Path, *, change=None, budget: int = 10**6, check_owner=False,
+            name: str = NAME) -> Path:
     descriptor = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
-    entry = open_entry(descriptor, NAME, check_owner=False)
     try:
+        entry = open_entry(descriptor, name, check_owner=check_owner)
         if change:
-            change(inbound / NAME)
+            change(inbound / name)
         staging = tmp_path / "staging"
-        staging.mkdir(exist_ok=True)
-        return stage_entry(entry, staging, budget=Budget(budget))
+        staging.mkdir(parents=True, exist_ok=True)
+        return stage_entry(descriptor, entry, staging, budget=Budget(budget))
     finally:
-        os.close(entry.descriptor)
         os.close(descriptor)
 
 
@@ -42,7 +44,8 @@ def test_an_entry_is_copied_whole_with_the_kernels_time_in_its_timestamp(inbound
     staged = _staged(inbound, tmp_path)
     assert (staged / "05_autograd.ipynb").read_text() == "alice's notebook"
     assert (staged / "sub" / "notes.txt").read_text() == "notes"
-    ctime = dt.datetime.fromtimestamp((inbound / NAME).stat().st_ctime, tz=dt.timezone.utc).replace(tzinfo=None)
+    latest = max(path.stat().st_ctime for path in [inbound / NAME, *(inbound / NAME).rglob("*")])
+    ctime = dt.datetime.fromtimestamp(latest, tz=dt.timezone.utc)
     assert (staged / "timestamp.txt").read_text() == ctime.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
@@ -58,14 +61,58 @@ def test_a_link_swapped_in_after_the_entry_was_opened_is_refused(inbound, tmp_pa
         _staged(inbound, tmp_path, change=swap)
 
 
-def test_an_entry_renamed_away_and_replaced_after_it_was_opened_is_copied_as_opened(inbound, tmp_path):
+def test_an_entry_renamed_away_and_replaced_after_it_was_checked_is_refused(inbound, tmp_path):
     def replace(entry: Path) -> None:
         entry.rename(entry.with_name("elsewhere"))
         entry.mkdir()
         (entry / "05_autograd.ipynb").write_text("someone else's notebook")
 
-    staged = _staged(inbound, tmp_path, change=replace)
-    assert (staged / "05_autograd.ipynb").read_text() == "alice's notebook"
+    with pytest.raises(EntryRefused, match="replaced"):
+        _staged(inbound, tmp_path, change=replace)
+
+
+def test_a_file_rewritten_in_place_makes_the_submission_as_late_as_the_rewrite(inbound, tmp_path):
+    """Rewriting a file does not change its folder's ctime: the time is the latest ctime of everything."""
+    folder_time = (inbound / NAME).stat().st_ctime
+    time.sleep(0.05)
+
+    def rewrite(entry: Path) -> None:
+        with open(entry / "sub" / "notes.txt", "w") as handle:  # in place: the folder is not touched
+            handle.write("written after the deadline")
+
+    staged = _staged(inbound, tmp_path, change=rewrite)
+    assert (inbound / NAME).stat().st_ctime == folder_time
+    rewritten = dt.datetime.fromtimestamp((inbound / NAME / "sub" / "notes.txt").stat().st_ctime, dt.timezone.utc)
+    assert (staged / "timestamp.txt").read_text() == rewritten.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def test_folders_nested_too_deep_and_too_many_files_are_refused(inbound, tmp_path):
+    deep = inbound / NAME
+    for _ in range(MAX_DEPTH + 2):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    with pytest.raises(EntryRefused, match="nested deeper"):
+        _staged(inbound, tmp_path)
+    many = tmp_path / "many"
+    (many / NAME).mkdir(parents=True)
+    for number in range(MAX_ITEMS + 1):
+        (many / NAME / f"f{number}").touch()
+    with pytest.raises(EntryRefused, match="more than"):
+        _staged(many, tmp_path / "other")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to give a file to another account")
+def test_a_file_another_account_put_in_a_students_entry_refuses_the_entry(inbound, tmp_path):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    own = "root+05_autograd+2026-12-01 10:00:00.000000 UTC+abcd"  # this test's account is root: its own entry
+    (inbound / NAME).rename(inbound / own)
+    assert (_staged(inbound, tmp_path / "before", check_owner=True, name=own) / "05_autograd.ipynb").is_file()
+    (inbound / own / "sub" / "planted.txt").write_text("from someone else")
+    os.chown(inbound / own / "sub" / "planted.txt", nobody.pw_uid, nobody.pw_gid)
+    with pytest.raises(EntryRefused, match="belongs to the account 'nobody'"):
+        _staged(inbound, tmp_path / "after", check_owner=True, name=own)
 
 
 def test_a_named_pipe_is_refused_without_waiting_for_a_writer(inbound, tmp_path):
@@ -81,23 +128,26 @@ def test_a_sparse_file_larger_than_the_budget_is_refused_without_copying_it(inbo
         _staged(inbound, tmp_path, budget=10 * 2**20)
 
 
-def test_an_entry_that_is_a_link_or_a_file_is_refused(tmp_path):
+def test_an_entry_that_is_a_link_or_a_file_or_names_no_student_is_refused(tmp_path):
     inbound = tmp_path / "inbound"
     inbound.mkdir()
     (inbound / "linked+05_autograd+t+1").symlink_to(tmp_path)
     (inbound / "file+05_autograd+t+1").write_text("not a folder")
+    (inbound / "..+05_autograd+t+1").mkdir()  # nbgrader would write it outside submitted/
     descriptor = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name in ("linked+05_autograd+t+1", "file+05_autograd+t+1"):
             with pytest.raises(EntryRefused, match="not a folder of its own"):
                 open_entry(descriptor, name, check_owner=False)
+        with pytest.raises(EntryRefused, match="no valid student id"):
+            open_entry(descriptor, "..+05_autograd+t+1", check_owner=False)
     finally:
         os.close(descriptor)
 
 
 def test_the_newest_entry_wins_and_with_a_due_date_the_newest_on_time():
     def entry(student: str, hour: int) -> Entry:
-        return Entry(f"{student}+{hour}", student, dt.datetime(2026, 12, 1, hour), -1)
+        return Entry(f"{student}+{hour}", student, dt.datetime(2026, 12, 1, hour), (0, 0), None)
 
     entries = [entry("ann", 9), entry("ann", 11), entry("bob", 13), entry("bob", 8)]
     assert sorted(e.name for e in newest_per_student(entries, None)) == ["ann+11", "bob+13"]
