@@ -246,8 +246,9 @@ def summary(run: ClassRun) -> str:
                  + (f"; {len(run.kept)} unchanged since their last grading, kept" if run.kept else ""))
     scores = [result.score for result in run.graded]
     if scores:
-        lines.append(f"score: mean {statistics.mean(scores):.1f}, median {statistics.median(scores):g} "
-                     f"of {run.graded[0].max_score:g}")
+        # The grader's scores: the late penalty is nbgrader's, and shows in the table and grades.csv.
+        lines.append(f"score before late penalties: mean {statistics.mean(scores):.1f}, "
+                     f"median {statistics.median(scores):g} of {run.graded[0].max_score:g}")
         slowest = sorted(run.graded, key=lambda r: r.execution_time, reverse=True)[:3]
         lines.append("slowest: " + ", ".join(f"{r.student} {r.execution_time:.1f} s" for r in slowest))
     return "\n".join(lines)
