@@ -236,9 +236,14 @@ def _nbgrader(folder: Path):
     students = [sub for sub in _subfolders(folder)
                 if _real_folder(sub / ASSIGNMENT) or any(path.suffix == ".ipynb" or path.name == ASSIGNMENT
                                                          for path in _entries(sub))]
-    if not students or _notebooks(folder):
+    # The layout most entries follow: a notebook or two beside the student folders (a stray upload) is
+    # skipped, and cannot turn the class into a folder of <student>.ipynb files.
+    strays = _notebooks(folder)
+    if not students or len(strays) >= len(students):
         return None
-    submissions, skipped = [], []
+    submissions = []
+    skipped = [Skipped(ascii(path.name)[:200], "a notebook beside the student folders: not any student's")
+               for path in strays]
     for student_folder in students:
         problem = student_id_problem(student_folder.name)
         if problem:
@@ -364,12 +369,10 @@ def _exercise_cells(path: Path) -> int:
     """
     from .submission import MAX_NOTEBOOK_BYTES, parse_notebook
 
-    try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            return 0
-        notebook, _ = parse_notebook(path.read_bytes())
-    except OSError:
+    data = read_student_file(path, MAX_NOTEBOOK_BYTES)
+    if data is None or len(data) > MAX_NOTEBOOK_BYTES:
         return 0
+    notebook, _ = parse_notebook(data)
     if notebook is None:
         return 0
     ids = set()
@@ -381,27 +384,44 @@ def _exercise_cells(path: Path) -> int:
     return len(ids)
 
 
+def read_student_file(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` + 1 bytes of a file a student wrote; None unless it is a plain file of its own.
+
+    Never blocks, whatever the student put there: O_NONBLOCK makes a fifo's
+    open return at once (fstat then refuses it) and makes the open of a file
+    under a write lease fail instead of waiting 45 s for the lease to break.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return _read_up_to(descriptor, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
 def _exchange_secret(path: Path) -> Path | None:
     """The secret if it is a plain, small file holding hex digits, as nbgrader submit writes it: the student
     wrote it, and one that is empty or garbled would stop nbgrader's release_feedback for the class."""
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SECRET_BYTES:
-            return None
-        return path if SECRET.fullmatch(path.read_bytes().strip()) else None
-    except OSError:
-        return None
+    data = read_student_file(path, MAX_SECRET_BYTES)
+    return path if data is not None and SECRET.fullmatch(data.strip()) else None
 
 
 def _nbgrader_timestamp(path: Path) -> tuple[dt.datetime | None, str]:
     """nbgrader's timestamp.txt, parsed by nbgrader's own rule; (None, a note) if it is not one."""
     from nbgrader.utils import parse_utc
 
-    if not path.is_file() or path.is_symlink():
+    data = read_student_file(path, 200)
+    if data is None:
         return None, ""
     try:
-        with path.open("rb") as handle:
-            text = handle.read(200).decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        text = data[:200].decode("utf-8").strip()
+    except UnicodeDecodeError:
         text = ""
     if not NBGRADER_TIME.fullmatch(text):
         return None, "timestamp.txt does not hold a time as nbgrader writes it: no submission time was recorded"

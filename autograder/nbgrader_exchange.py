@@ -44,6 +44,7 @@ import datetime as dt
 import fnmatch
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ CHUNK = 1 << 20
 # A submission is a notebook and a few files: these bound what one entry may cost collect.
 MAX_DEPTH = 16
 MAX_ITEMS = 10_000
+TIMESTAMP_ROOM = 64  # bytes: the timestamp.txt staging writes
 
 
 class EntryRefused(Exception):
@@ -95,7 +97,9 @@ class CheckedCollect(ExchangeCollect):
             self.src_records = []
             for entry in chosen:
                 try:
-                    stage_entry(inbound_fd, entry, self._staging, budget=Budget(1000 * self.coursedir.max_dir_size))
+                    # nbgrader measures the staged copy again, timestamp.txt included: leave room for it.
+                    budget = Budget(1000 * self.coursedir.max_dir_size - TIMESTAMP_ROOM)
+                    stage_entry(inbound_fd, entry, self._staging, budget=budget)
                 except Exception as error:  # noqa: BLE001 - one student's entry must not stop collect for the class
                     self.log.error("not collected: %r: %s", entry.name, _reason(error))
                     continue
@@ -108,6 +112,15 @@ class CheckedCollect(ExchangeCollect):
         # Ownership was checked above, on the students' entries; nbgrader's own check would now look at the
         # staged copies, which are the instructor's, and warn about every student.
         self.check_owner = False
+
+    def do_copy(self, src, dest, log=None):
+        """nbgrader's copy of one staged entry; if it fails (a path too long where it lands, say), only that
+        student is not collected: nbgrader's own loop would stop for everyone after them."""
+        try:
+            super().do_copy(src, dest, log=log)
+        except Exception as error:  # noqa: BLE001 - one student's entry must not stop collect for the class
+            shutil.rmtree(dest, ignore_errors=True)
+            self.log.error("not collected: %r: %s", os.path.basename(src), _reason(error))
 
     def _open_entries(self, inbound_fd: int) -> list[Entry]:
         student = self.coursedir.student_id or "*"

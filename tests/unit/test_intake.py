@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -320,3 +326,90 @@ def test_a_repository_whose_only_notebook_is_a_link_is_recorded_with_a_note_not_
     found = _by_student(read_intake(clones, scratch=tmp_path / "scratch"))
     assert found["mallory"].path is None
     assert any("'05_autograd.ipynb' is a symbolic link" in note for note in found["mallory"].notes)
+
+
+def test_a_notebook_beside_the_student_folders_cannot_turn_the_class_into_a_folder_of_notebooks(tmp_path):
+    submitted = tmp_path / "submitted"
+    for student in ("alice", "bob", "carol"):
+        _notebook(submitted / student / "05_autograd" / "05_autograd.ipynb")
+    _notebook(submitted / "alice.ipynb", exercises=0)  # dropped by someone who can write there
+    intake = read_intake(submitted, scratch=tmp_path / "scratch")
+    found = _by_student(intake)
+    assert intake.layout == "nbgrader" and sorted(found) == ["alice", "bob", "carol"]
+    assert found["alice"].path.name == "05_autograd.ipynb"
+    assert [s.shown_name for s in intake.skipped] == ["'alice.ipynb'"]
+
+
+@contextlib.contextmanager
+def _within(seconds: int):
+    """Fail, instead of hanging the suite, if the block takes longer than ``seconds``."""
+    def too_slow(*_):
+        raise TimeoutError(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_fifos_where_a_student_file_should_be_never_block_the_intake(tmp_path):
+    submitted = tmp_path / "submitted"
+    _notebook(submitted / "alice" / "05_autograd" / "05_autograd.ipynb")
+    folder = submitted / "mallory" / "05_autograd"
+    _notebook(folder / "05_autograd.ipynb")
+    for name in ("timestamp.txt", "submission_secret.txt", "other.ipynb"):
+        os.mkfifo(folder / name)
+    with _within(10):
+        found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
+    assert found["mallory"].path.name == "05_autograd.ipynb" and found["mallory"].timestamp is None
+    assert found["mallory"].secret is None and found["alice"].path is not None
+
+
+def test_a_write_lease_on_a_students_notebook_does_not_stall_the_intake(tmp_path):
+    """Opening a leased file waits for the lease holder (45 s by default) unless the open does not block."""
+    submitted = tmp_path / "submitted"
+    _notebook(submitted / "alice" / "05_autograd" / "05_autograd.ipynb")
+    leased = _notebook(submitted / "mallory" / "05_autograd" / "a.ipynb")
+    _notebook(submitted / "mallory" / "05_autograd" / "b.ipynb")
+    holder = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, str(leased)], stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "leased":
+            pytest.skip("this filesystem or kernel gives no write leases")
+        started = time.monotonic()
+        with _within(30):
+            found = _by_student(read_intake(submitted, scratch=tmp_path / "scratch"))
+        assert time.monotonic() - started < 10
+        assert found["alice"].path is not None
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+LEASE_HOLDER = """
+import fcntl, os, signal, sys, time
+signal.signal(signal.SIGIO, signal.SIG_IGN)
+descriptor = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.fcntl(descriptor, getattr(fcntl, "F_SETLEASE", 1024), fcntl.F_WRLCK)
+except OSError:
+    print("no lease", flush=True)
+    sys.exit(0)
+print("leased", flush=True)
+time.sleep(120)
+"""
+
+
+def test_reading_a_student_file_opens_it_once_and_refuses_a_fifo_without_waiting(tmp_path):
+    """No check-then-open: a fifo swapped in at any moment is met by the one open, which does not block."""
+    from autograder.intake import read_student_file
+
+    os.mkfifo(tmp_path / "timestamp.txt")
+    (tmp_path / "real.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    with _within(5):
+        assert read_student_file(tmp_path / "timestamp.txt", 200) is None
+    assert read_student_file(tmp_path / "link.txt", 200) is None
+    assert read_student_file(tmp_path / "real.txt", 4) == b"2026-"  # limit + 1 bytes: "too long" stays visible

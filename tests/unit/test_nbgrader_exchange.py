@@ -154,3 +154,26 @@ def test_the_newest_entry_wins_and_with_a_due_date_the_newest_on_time():
     due = dt.datetime(2026, 12, 1, 10)
     assert sorted(e.name for e in newest_per_student(entries, due)) == ["ann+9", "bob+8"]
     assert [e.name for e in newest_per_student([entry("cat", 12)], due)] == ["cat+12"]  # late, but all there is
+
+
+def test_a_copy_nbgrader_cannot_make_costs_only_its_student(tmp_path, monkeypatch, caplog):
+    """nbgrader's own loop stops for everyone after a failed copy (a path too long where it lands, a size it
+    measures differently): the plugin's do_copy contains it."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default.collect import ExchangeCollect
+
+    from autograder.nbgrader_exchange import CheckedCollect
+
+    def fails(self, src, dest, log=None):
+        Path(dest).mkdir(parents=True)
+        (Path(dest) / "half.ipynb").write_text("half a copy")
+        raise OSError(36, "File name too long")
+
+    monkeypatch.setattr(ExchangeCollect, "do_copy", fails)
+    collect = CheckedCollect(coursedir=CourseDirectory(), authenticator=Authenticator())
+    dest = tmp_path / "submitted" / "alice" / "05_autograd"
+    with caplog.at_level("ERROR"):
+        collect.do_copy(str(tmp_path / NAME), str(dest))  # returns: the loop goes on with the next student
+    assert not dest.exists()
+    assert "File name too long" in caplog.text and "not collected" in caplog.text
