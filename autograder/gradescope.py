@@ -26,9 +26,9 @@ The sandbox: Gradescope runs each submission in a Docker container, where bubble
 may not be able to create namespaces (that depends on the host's seccomp profile, capabilities and
 AppArmor settings, which Gradescope does not document; each run detects it).  The builder's choice
 is written into run_autograder: built without --unsafe-no-sandbox, a container without isolation
-grades nothing and every submission
-gets 0 with status grader_error and a message telling the instructor how to rebuild; built with
-it, student code runs with the grader's rights inside the container.  The isolation level (and the
+grades nothing and every submission gets 0 with status grader_error and a message telling the
+instructor how to rebuild; built with it, student code runs with the grader's rights inside the
+container.  The isolation level (and the
 seed of each grade) is printed to standard output, which results.json marks hidden from students.
 
 Exit status: 0 whenever results.json was written, grader_error included, because Gradescope reads
