@@ -217,9 +217,12 @@ def _quiet_nbgrader():
         yield
 
 
+RECORD_FILE = "results.json"
+
+
 def record_path(root: Path, student: str) -> Path:
     """A student's recorded result (Gradescope's results.json shape; the seed under "instructor")."""
-    return students_folder(root) / student / "results.json"
+    return students_folder(root) / student / RECORD_FILE
 
 
 def read_record(root: Path, student: str) -> dict:

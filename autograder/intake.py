@@ -157,21 +157,30 @@ def _copy_beneath(top: Path, path: Path, folder: Path, limit: int) -> Path:
             child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor)
             os.close(descriptor)
             descriptor = child
-        # O_NONBLOCK: a fifo put in the file's place must not hang the class; fstat then refuses it.
-        source = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=descriptor)
+        data = _read_regular(parts[-1], limit, dir_fd=descriptor)
     finally:
         os.close(descriptor)
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / parts[-1]
+    copy.write_bytes(data)
+    return copy
+
+
+def _read_regular(name: str | Path, limit: int, *, dir_fd: int | None = None) -> bytes:
+    """At most ``limit`` + 1 bytes (so that "too large" stays visible) of a plain file, opened once,
+    without following a link; OSError for anything else.
+
+    Never blocks, whatever a student put there: O_NONBLOCK makes a fifo's open
+    return at once (fstat then refuses it) and makes the open of a file under a
+    write lease fail instead of waiting 45 s for the lease to break.
+    """
+    descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
-        if not stat.S_ISREG(os.fstat(source).st_mode):
-            raise OSError(f"{parts[-1]!r} is not a file of its own")
-        folder.mkdir(parents=True, exist_ok=True)
-        copy = folder / parts[-1]
-        with open(copy, "wb") as out:
-            # One byte past the limit: the reader still sees that the file was too large.
-            out.write(_read_up_to(source, limit + 1))
-        return copy
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{str(name)!r} is not a file of its own")
+        return _read_up_to(descriptor, limit + 1)
     finally:
-        os.close(source)
+        os.close(descriptor)
 
 
 def _read_up_to(descriptor: int, limit: int) -> bytes:
@@ -385,24 +394,11 @@ def _exercise_cells(path: Path) -> int:
 
 
 def read_student_file(path: Path, limit: int) -> bytes | None:
-    """At most ``limit`` + 1 bytes of a file a student wrote; None unless it is a plain file of its own.
-
-    Never blocks, whatever the student put there: O_NONBLOCK makes a fifo's
-    open return at once (fstat then refuses it) and makes the open of a file
-    under a write lease fail instead of waiting 45 s for the lease to break.
-    """
+    """A file a student wrote, as ``_read_regular`` reads it; None unless it is a plain file of its own."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return _read_regular(path, limit)
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        return _read_up_to(descriptor, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
 
 
 def _exchange_secret(path: Path) -> Path | None:

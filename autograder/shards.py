@@ -33,7 +33,7 @@ from pathlib import Path
 from .assignment import load_assignment
 from .class_outputs import write_class_outputs
 from .course import ASSIGNMENT, assignment_fingerprint, outputs_folder, source_notebook, students_folder
-from .gradebook import ensure_assignment, record_path, record_scores, recorded_scores, write_atomically
+from .gradebook import RECORD_FILE, ensure_assignment, record_path, record_scores, recorded_scores, write_atomically
 from .identity import InvalidStudentId, check_student_id
 from .intake import Shard
 from .progress import Progress
@@ -183,4 +183,4 @@ def _copy_folder(source: Path, destination: Path) -> None:
     if destination.exists():
         shutil.rmtree(destination)
     # results.json is written apart, last and whole (see merge_shards).
-    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(record_path(source, "-").name))
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(RECORD_FILE))

@@ -50,11 +50,6 @@ def _refused(course: Path, folders: list[Path]) -> str:
     return str(refused.value)
 
 
-def test_every_shard_of_the_split_holds_a_disjoint_slice_of_the_class():
-    slices = [_slice(Shard(i, 3)) for i in (1, 2, 3)]
-    assert sorted(sum(slices, [])) == sorted(CLASS)
-
-
 def test_a_missing_shard_is_refused_and_named(course, tmp_path):
     folders = _split(course, tmp_path, 3)
     assert "shard(s) 2 of 3 missing" in _refused(course, [folders[0], folders[2]])
